@@ -1,0 +1,1 @@
+"""Evaluation: COCO caption metrics, baselines, reports and figures."""

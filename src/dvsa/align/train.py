@@ -1,0 +1,275 @@
+"""Training the alignment model with the ranking loss of eq. (9); validation R@K each epoch; exact resume.
+
+After every epoch the whole training state (weights, optimizer, epoch, best weights so far, the metric history
+and the numpy and torch RNG states) is written atomically to a resume file. A run that finds a resume file
+made with the same params and the same input data goes on from it, and ends with exactly the weights that an
+uninterrupted run would have reached.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import math
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from dvclive import Live
+from tqdm import tqdm
+
+from dvsa.align.config import AlignmentParams
+from dvsa.align.encode import evaluate_split, region_tensors, trim
+from dvsa.align.model import AlignmentModel
+from dvsa.align.score import image_sentence_scores, ranking_loss
+from dvsa.data.labels import Labels
+from dvsa.data.loader import iterate_batches
+from dvsa.errors import InputError, TrainingError
+from dvsa.io import atomic_path
+from dvsa.params import from_mapping
+from dvsa.regions.store import RegionStore
+
+RESUME_FORMAT = "dvsa.alignment.resume/1"
+MODEL_FORMAT = "dvsa.alignment/1"
+
+
+@dataclass
+class TrainState:
+    """Everything that determines the rest of a training run."""
+
+    epoch: int = 0  # epochs completed
+    best_epoch: int = 0
+    best_rsum: float = -math.inf
+    best_state_dict: dict[str, torch.Tensor] = field(default_factory=dict)
+    history: list[dict[str, float]] = field(default_factory=list)  # one row of logged metrics per epoch
+
+
+def data_fingerprint(labels: Labels, store: RegionStore) -> str:
+    """A hash of the captions and of the regions (boxes, counts, shape, first and last features)."""
+    h = hashlib.sha256()
+    for a in (labels.labels, labels.label_start_ix, labels.label_end_ix, store.boxes, store.n_regions):
+        h.update(np.ascontiguousarray(a).tobytes())
+    h.update(repr((len(store), store.dim, sorted(labels.ix_to_word.items()))).encode())
+    if len(store):
+        h.update(store.feats([0, len(store) - 1]).tobytes())
+    return h.hexdigest()
+
+
+def make_optimizer(model: torch.nn.Module, p: AlignmentParams) -> torch.optim.Optimizer:
+    """SGD with momentum (the paper) or Adam, with L2 weight decay."""
+    if p.optimizer == "sgd":
+        return torch.optim.SGD(model.parameters(), lr=p.lr, momentum=p.momentum, weight_decay=p.weight_decay)
+    return torch.optim.Adam(model.parameters(), lr=p.lr, weight_decay=p.weight_decay)
+
+
+def batch_loss(
+    model: AlignmentModel, store: RegionStore, image_ix: np.ndarray, words: np.ndarray, p: AlignmentParams
+) -> torch.Tensor:
+    """Eq. (9) per sentence for a batch of B images with seq_per_img (S) sentences each.
+
+    The B x (B*S) score matrix is computed in one pass (the images are embedded once); for each j < S the
+    B x B matrix of every image against sentence j of every image is one batch of the paper's loss.
+    """
+    feats, mask = region_tensors(store, image_ix)  # (B, R, D), (B, R)
+    v = model.embed_images(feats, mask)  # (B, R, h)
+    s, wmask = model.embed_sentences(trim(words))  # (B*S, T, h), (B*S, T)
+    scores = image_sentence_scores(v, mask, s, wmask, p.score)  # (B, B*S); sentence b*S + j is of image b
+    total = sum(ranking_loss(scores[:, j :: p.seq_per_img], p.margin) for j in range(p.seq_per_img))
+    return total / scores.shape[1]
+
+
+def rsum(val: dict[str, dict[str, float]]) -> float:
+    """Sum of R@1, R@5, R@10 in both directions: the model-selection criterion."""
+    return sum(val[d][f"r{k}"] for d in ("annotation", "search") for k in (1, 5, 10))
+
+
+def flat_metrics(loss: float, val: dict[str, dict[str, float]]) -> dict[str, float]:
+    """One row of the training log."""
+    row = {"train/loss": loss, "val/rsum": rsum(val)}
+    for d in ("annotation", "search"):
+        for key, value in val[d].items():
+            row[f"val/{d}_{key}"] = value
+    return row
+
+
+def train(
+    labels: Labels,
+    store: RegionStore,
+    p: AlignmentParams,
+    resume_path: str | os.PathLike[str],
+    live_dir: str | os.PathLike[str],
+    stop_after: int | None = None,
+    log: Callable[[str], None] = print,
+) -> tuple[AlignmentModel, TrainState]:
+    """Train (or resume) for `p.epochs` epochs; returns the model (last weights) and the final state.
+
+    `stop_after` ends the run after that many epochs have been completed in total, as an interrupt would
+    (the resume file is left for the next run).
+    """
+    if len(labels.split_indices("train")) < 2:
+        raise InputError("labels.h5: the ranking loss needs at least 2 training images")
+    fingerprint = data_fingerprint(labels, store)
+    torch.manual_seed(p.seed)
+    model = AlignmentModel(labels.vocab_size, store.dim, p)
+    optimizer = make_optimizer(model, p)
+    rng = np.random.default_rng(p.seed)
+    state = TrainState()
+    if _resume(Path(resume_path), model, optimizer, rng, state, p, fingerprint, log):
+        log(f"resuming from {resume_path} after epoch {state.epoch}")
+    live = Live(str(live_dir), resume=False, save_dvc_exp=False, dvcyaml=None)
+    for row in state.history:
+        _log_row(live, row)
+    while state.epoch < p.epochs and (stop_after is None or state.epoch < stop_after):
+        loss = _train_epoch(model, optimizer, labels, store, p, rng, state.epoch)
+        val = evaluate_split(model, labels, store, "val", p.score, p.batch_size)
+        row = flat_metrics(loss, val)
+        state.epoch += 1
+        state.history.append(row)
+        if row["val/rsum"] > state.best_rsum:
+            state.best_rsum, state.best_epoch = row["val/rsum"], state.epoch
+            state.best_state_dict = copy.deepcopy(model.state_dict())
+        _save_resume(Path(resume_path), model, optimizer, rng, state, p, fingerprint)
+        _log_row(live, row)
+        log(
+            f"epoch {state.epoch}/{p.epochs}: loss {loss:.4f}  val R@1/5/10 annotation "
+            f"{val['annotation']['r1']:.1f}/{val['annotation']['r5']:.1f}/{val['annotation']['r10']:.1f} "
+            f"search {val['search']['r1']:.1f}/{val['search']['r5']:.1f}/{val['search']['r10']:.1f}"
+        )
+    live.end()
+    return model, state
+
+
+def _train_epoch(
+    model: AlignmentModel,
+    optimizer: torch.optim.Optimizer,
+    labels: Labels,
+    store: RegionStore,
+    p: AlignmentParams,
+    rng: np.random.Generator,
+    epoch: int,
+) -> float:
+    """One pass over the training images; returns the mean loss per sentence."""
+    model.train()
+    n_train = len(labels.split_indices("train"))
+    total, count = 0.0, 0
+    batches = iterate_batches(labels, "train", p.batch_size, p.seq_per_img, rng)
+    for batch in tqdm(batches, total=math.ceil(n_train / p.batch_size), desc=f"epoch {epoch + 1}", leave=False):
+        if len(batch.image_ix) < 2:  # a ranking needs a negative
+            continue
+        loss = batch_loss(model, store, batch.image_ix, batch.labels, p)
+        if not torch.isfinite(loss):
+            raise TrainingError(f"alignment loss became {loss.item()} in epoch {epoch + 1}; lower alignment.lr")
+        optimizer.zero_grad()
+        loss.backward()
+        if p.grad_clip > 0:
+            torch.nn.utils.clip_grad_value_(model.parameters(), p.grad_clip)
+        optimizer.step()
+        n = len(batch.labels)
+        total, count = total + loss.item() * n, count + n
+    return total / max(count, 1)
+
+
+def _log_row(live: Live, row: dict[str, float]) -> None:
+    for name, value in row.items():
+        live.log_metric(name, value)
+    live.next_step()
+
+
+def _save_resume(
+    path: Path,
+    model: AlignmentModel,
+    optimizer: torch.optim.Optimizer,
+    rng: np.random.Generator,
+    state: TrainState,
+    p: AlignmentParams,
+    fingerprint: str,
+) -> None:
+    ckpt = {
+        "format": RESUME_FORMAT,
+        "params": p.to_dict(),
+        "fingerprint": fingerprint,
+        "state_dict": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "epoch": state.epoch,
+        "best_epoch": state.best_epoch,
+        "best_rsum": state.best_rsum,
+        "best_state_dict": state.best_state_dict,
+        "history": state.history,
+        "rng": {"numpy": rng.bit_generator.state, "torch": torch.get_rng_state()},
+    }
+    with atomic_path(path) as tmp:
+        torch.save(ckpt, tmp)
+
+
+def _resume(
+    path: Path,
+    model: AlignmentModel,
+    optimizer: torch.optim.Optimizer,
+    rng: np.random.Generator,
+    state: TrainState,
+    p: AlignmentParams,
+    fingerprint: str,
+    log: Callable[[str], None],
+) -> bool:
+    """Restore `path` into the given objects if it was made with the same params and data."""
+    if not path.is_file():
+        return False
+    try:
+        ckpt: dict[str, Any] = torch.load(path, weights_only=True)
+    except Exception as e:  # noqa: BLE001 - any unreadable file means: start afresh
+        log(f"ignoring {path}: not readable ({type(e).__name__}); training from scratch")
+        return False
+    if ckpt.get("format") != RESUME_FORMAT or ckpt.get("params") != p.to_dict():
+        log(f"ignoring {path}: made with other params; training from scratch")
+        return False
+    if ckpt.get("fingerprint") != fingerprint:
+        log(f"ignoring {path}: made from other input data; training from scratch")
+        return False
+    model.load_state_dict(ckpt["state_dict"])
+    optimizer.load_state_dict(ckpt["optimizer"])
+    rng.bit_generator.state = ckpt["rng"]["numpy"]
+    torch.set_rng_state(ckpt["rng"]["torch"])
+    state.epoch, state.best_epoch, state.best_rsum = ckpt["epoch"], ckpt["best_epoch"], ckpt["best_rsum"]
+    state.best_state_dict, state.history = ckpt["best_state_dict"], ckpt["history"]
+    return True
+
+
+def save_model(
+    path: str | os.PathLike[str], state: TrainState, p: AlignmentParams, labels: Labels, feat_dim: int
+) -> None:
+    """models/alignment.pt: the best epoch's weights, the params and vocab that built them, its val figures."""
+    ckpt = {
+        "format": MODEL_FORMAT,
+        "state_dict": state.best_state_dict,
+        "params": p.to_dict(),
+        "vocab": {str(k): w for k, w in labels.ix_to_word.items()},
+        "feat_dim": feat_dim,
+        "epoch": state.best_epoch,
+        "epochs_done": state.epoch,
+        "val": state.history[state.best_epoch - 1] if state.best_epoch else {},
+    }
+    with atomic_path(path) as tmp:
+        torch.save(ckpt, tmp)
+
+
+def load_model(path: str | os.PathLike[str]) -> tuple[AlignmentModel, AlignmentParams, dict[int, str]]:
+    """Load models/alignment.pt -> (model in eval mode, its params, ix_to_word)."""
+    p_path = Path(path)
+    if not p_path.is_file():
+        raise InputError(f"{p_path}: file not found (run `dvc repro train_alignment`)")
+    try:
+        ckpt = torch.load(p_path, weights_only=True)
+    except Exception as e:  # noqa: BLE001 - torch raises many types for a bad file
+        raise InputError(f"{p_path}: not a readable checkpoint ({type(e).__name__}: {e})") from None
+    if not isinstance(ckpt, dict) or ckpt.get("format") != MODEL_FORMAT:
+        raise InputError(f"{p_path}: not an alignment model (expected format {MODEL_FORMAT})")
+    params = from_mapping(AlignmentParams, ckpt["params"], f"{p_path}: params")
+    vocab = {int(k): w for k, w in ckpt["vocab"].items()}
+    model = AlignmentModel(len(vocab), int(ckpt["feat_dim"]), params)
+    model.load_state_dict(ckpt["state_dict"])
+    model.eval()
+    return model, params, vocab

@@ -1,0 +1,115 @@
+"""Decoding captions from a Captioner: greedy, sampling with a temperature, and beam search.
+
+Every decoder runs on a batch of images at once; beam search keeps its B x K hypotheses in tensors
+(one LSTM step per time step for all images and beams). Sequences are (B, max_length) int64 with words
+1..V and 0 after the END, so ``dvsa.data.vocab.decode`` reads them directly. The length cap
+``max_length`` ends any caption still open.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from dvsa.caption.model import Captioner, reorder_state
+
+
+@torch.no_grad()
+def greedy(model: Captioner, feats: Tensor, max_length: int) -> Tensor:
+    """The most likely word at each step. feats (B, D) -> (B, max_length)."""
+    return _sample(model, feats, max_length, temperature=0.0, generator=None)
+
+
+@torch.no_grad()
+def sample(
+    model: Captioner, feats: Tensor, max_length: int, temperature: float = 1.0, generator: torch.Generator | None = None
+) -> Tensor:
+    """Words drawn from softmax(log p / temperature). feats (B, D) -> (B, max_length)."""
+    if temperature <= 0:
+        raise ValueError(f"temperature must be > 0, got {temperature}")
+    return _sample(model, feats, max_length, temperature, generator)
+
+
+def _sample(
+    model: Captioner, feats: Tensor, max_length: int, temperature: float, generator: torch.Generator | None
+) -> Tensor:
+    b = feats.shape[0]
+    seq = feats.new_zeros(b, max_length, dtype=torch.long)  # (B, T)
+    done = torch.zeros(b, dtype=torch.bool, device=feats.device)  # (B,)
+    logprobs, state = model.start(feats)  # (B, V + 1)
+    for t in range(max_length):
+        if temperature == 0.0:
+            word = logprobs.argmax(dim=1)  # (B,)
+        else:
+            probs = torch.softmax(logprobs / temperature, dim=1)
+            word = torch.multinomial(probs, 1, generator=generator)[:, 0]
+        word = word.masked_fill(done, 0)
+        seq[:, t] = word
+        done |= word == 0
+        if bool(done.all()) or t == max_length - 1:
+            break
+        logprobs, state = model.step(word, state)
+    return seq
+
+
+@torch.no_grad()
+def beam_search(model: Captioner, feats: Tensor, beam_size: int, max_length: int) -> tuple[Tensor, Tensor]:
+    """Beam search over all images at once: the best of `beam_size` beams per image by total log p.
+
+    feats (B, D) -> sequences (B, max_length) and their log-probabilities (B,). A beam that has emitted END
+    stays finished with its score; the search stops when every beam is finished or at the length cap.
+    """
+    b = feats.shape[0]
+    logprobs, state = model.start(feats)  # (B, V + 1)
+    n_words = logprobs.shape[1]
+    k = beam_size
+    scores, word = logprobs.topk(min(k, n_words), dim=1)  # (B, K), (B, K)
+    if k > n_words:  # more beams than words: the extra beams start finished at -inf and are never kept
+        scores = torch.cat([scores, scores.new_full((b, k - n_words), float("-inf"))], dim=1)
+        word = torch.cat([word, word.new_zeros(b, k - n_words)], dim=1)
+    seqs = word[:, :, None]  # (B, K, 1)
+    rows = torch.arange(b, device=feats.device).repeat_interleave(k)  # (B * K,)
+    state = reorder_state(state, rows)
+    finished_row = torch.full((n_words,), float("-inf"), device=feats.device)
+    finished_row[0] = 0.0  # a finished beam can only stay finished, at no cost
+    for _ in range(1, max_length):
+        done = seqs[:, :, -1] == 0  # (B, K)
+        if bool(done.all()):
+            break
+        logprobs, state = model.step(seqs[:, :, -1].reshape(-1), state)  # (B * K, V + 1)
+        logprobs = logprobs.view(b, k, n_words)
+        logprobs = torch.where(done[:, :, None], finished_row, logprobs)  # (B, K, V + 1)
+        candidates = (scores[:, :, None] + logprobs).view(b, k * n_words)  # (B, K * (V + 1))
+        scores, flat = candidates.topk(k, dim=1)  # (B, K)
+        parent, word = flat // n_words, flat % n_words  # (B, K)
+        seqs = torch.cat([seqs.gather(1, parent[:, :, None].expand(-1, -1, seqs.shape[2])), word[:, :, None]], dim=2)
+        state = reorder_state(state, (parent + torch.arange(b, device=feats.device)[:, None] * k).view(-1))
+    best = seqs[:, 0]  # (B, t): topk keeps beams sorted, best first
+    out = feats.new_zeros(b, max_length, dtype=torch.long)
+    out[:, : best.shape[1]] = best
+    return _zero_after_end(out), scores[:, 0]
+
+
+def _zero_after_end(seq: Tensor) -> Tensor:
+    """Zero every position after the first 0 (END). (B, T) -> (B, T)."""
+    ended = (seq == 0).int().cumsum(dim=1) > 0
+    return seq.masked_fill(ended, 0)
+
+
+def decode_batch(
+    model: Captioner,
+    feats: Tensor,
+    method: str,
+    max_length: int,
+    beam_size: int = 3,
+    temperature: float = 1.0,
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    """Dispatch on `method` (beam, greedy, sample). feats (B, D) -> (B, max_length)."""
+    if method == "beam":
+        return beam_search(model, feats, beam_size, max_length)[0]
+    if method == "greedy":
+        return greedy(model, feats, max_length)
+    if method == "sample":
+        return sample(model, feats, max_length, temperature, generator)
+    raise ValueError(f"unknown decoding method {method!r} (beam, greedy or sample)")

@@ -1,0 +1,73 @@
+"""DVC stage `evaluate_alignment`: ranking R@K / median rank (Table 1) with chance levels, MRF snippets
+(eqs. (10)-(12)), grounding accuracy on the shapes world, and Figure-5-style figures.
+
+Writes metrics/alignment.json, data/eval/snippets.json and reports/alignment/*.png.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from dvsa.align.config import EvaluateAlignmentParams
+from dvsa.align.encode import check_inputs
+from dvsa.align.evaluation import evaluate, grounding, snippets_json, write_figures
+from dvsa.align.train import load_model
+from dvsa.data.dataset import load_dataset
+from dvsa.data.labels import read_labels
+from dvsa.errors import InputError
+from dvsa.io import atomic_path, write_json
+from dvsa.params import load_params
+from dvsa.regions.store import RegionStore
+from dvsa.stage import run_stage
+
+LABELS, VOCAB = "data/prepro/labels.h5", "data/prepro/vocab.json"
+REGIONS, DATASET = "data/regions/regions.h5", "data/dataset/dataset.json"
+MODEL = "models/alignment.pt"
+METRICS, SNIPPETS, FIGURES = "metrics/alignment.json", "data/eval/snippets.json", "reports/alignment"
+
+
+def main() -> None:
+    params = load_params(EvaluateAlignmentParams, "evaluate.alignment")
+    model, model_params, vocab = load_model(MODEL)
+    labels = read_labels(LABELS, VOCAB)
+    if vocab != labels.ix_to_word:
+        raise InputError(f"{MODEL}: built with another vocabulary than {VOCAB} (rerun `dvc repro train_alignment`)")
+    dataset = load_dataset(DATASET)
+    if len(dataset["images"]) != len(labels.images):
+        raise InputError(f"{DATASET}: {len(dataset['images'])} images but {VOCAB} lists {len(labels.images)}")
+    with RegionStore(REGIONS) as store:
+        check_inputs(labels, store, REGIONS)
+        results = evaluate(model, model_params.score, labels, store, params)
+        metrics = results.metrics
+        accuracy = grounding(results.sentences, store, dataset, params.iou_threshold)
+        if accuracy is None:
+            print(f"grounding skipped: {DATASET} has no true objects (only the generated shapes world has them)")
+        else:
+            metrics["grounding"] = accuracy
+        write_json(SNIPPETS, snippets_json(results.sentences, labels, store))
+        with atomic_path(FIGURES) as tmp:
+            figures = write_figures(results.sentences, store, dataset, params.n_figures, tmp)
+    write_json(METRICS, metrics)
+    _print_summary(metrics, [Path(FIGURES) / f.name for f in figures])
+
+
+def _print_summary(metrics: dict, figures: list[Path]) -> None:
+    for d in ("annotation", "search"):
+        m, c = metrics[d], metrics[f"{d}_chance"]
+        print(
+            f"{d:10s} R@1 {m['r1']:5.1f} ({c['r1']:.1f})  R@5 {m['r5']:5.1f} ({c['r5']:.1f})  "
+            f"R@10 {m['r10']:5.1f} ({c['r10']:.1f})  med r {m['medr']:g} ({c['medr']:g})   (chance in brackets)"
+        )
+    if "grounding" in metrics:
+        g = metrics["grounding"]
+        print(f"grounding  overall {_pct(g['overall'])}  colour {_pct(g['color'])}  shape {_pct(g['shape'])}  "
+              f"({g['n_words']} words)")
+    print(f"wrote {METRICS}, {SNIPPETS}, {len(figures)} figures in {FIGURES}/")
+
+
+def _pct(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:.1f}%"
+
+
+if __name__ == "__main__":
+    run_stage(main)

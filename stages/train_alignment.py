@@ -1,0 +1,39 @@
+"""DVC stage `train_alignment`: the alignment model (eqs. (1)-(9)) on labels.h5 + regions.h5.
+
+Writes models/alignment.pt (the best epoch by validation R@K), logs/alignment/ (dvclive curves) and
+models/alignment_resume.pt (the state after the last epoch: a rerun after an interrupt goes on from it).
+"""
+
+from __future__ import annotations
+
+import time
+
+from dvsa.align.config import AlignmentParams
+from dvsa.align.encode import check_inputs
+from dvsa.align.train import save_model, train
+from dvsa.data.labels import read_labels
+from dvsa.params import load_params
+from dvsa.regions.store import RegionStore
+from dvsa.stage import run_stage
+
+LABELS, VOCAB = "data/prepro/labels.h5", "data/prepro/vocab.json"
+REGIONS = "data/regions/regions.h5"
+MODEL, RESUME, LIVE_DIR = "models/alignment.pt", "models/alignment_resume.pt", "logs/alignment"
+
+
+def main() -> None:
+    params = load_params(AlignmentParams, "alignment")
+    labels = read_labels(LABELS, VOCAB)
+    start = time.perf_counter()
+    with RegionStore(REGIONS) as store:
+        check_inputs(labels, store, REGIONS)
+        _, state = train(labels, store, params, RESUME, LIVE_DIR)
+        save_model(MODEL, state, params, labels, store.dim)
+    print(
+        f"wrote {MODEL}: epoch {state.best_epoch} of {state.epoch} (best val R@K sum {state.best_rsum:.1f}) "
+        f"in {time.perf_counter() - start:.1f} s"
+    )
+
+
+if __name__ == "__main__":
+    run_stage(main)

@@ -44,3 +44,13 @@ def test_read_json_errors(tmp_path: Path) -> None:
         read_json(bad)
     with pytest.raises(InputError, match="missing.json: file not found"):
         read_json(tmp_path / "missing.json")
+
+
+def test_temporaries_of_a_killed_run_are_removed(tmp_path: Path) -> None:
+    (tmp_path / ".x.json.abc123.tmp").write_text("half")  # as a SIGKILL mid-write leaves it
+    (tmp_path / ".folder.def456.tmp").mkdir()
+    (tmp_path / ".other.json.abc.tmp").write_text("not ours")
+    write_json(tmp_path / "x.json", [1])
+    with atomic_path(tmp_path / "folder") as tmp:
+        tmp.mkdir()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".other.json.abc.tmp", "folder", "x.json"]

@@ -5,11 +5,12 @@ A crash or an interrupt therefore never leaves a half-written file where DVC wou
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """
     final = Path(path)
     final.parent.mkdir(parents=True, exist_ok=True)
+    _remove(final.parent.glob(f".{glob.escape(final.name)}.*.tmp"))  # left by a killed earlier run
     fd, tmp_name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent)
     os.close(fd)
     tmp = Path(tmp_name)
@@ -35,11 +37,16 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
             shutil.rmtree(final)
         os.replace(tmp, final)
     except BaseException:
-        if tmp.is_dir():
-            shutil.rmtree(tmp, ignore_errors=True)
-        else:
-            tmp.unlink(missing_ok=True)
+        _remove([tmp])
         raise
+
+
+def _remove(paths: Iterable[Path]) -> None:
+    for p in paths:
+        if p.is_dir() and not p.is_symlink():
+            shutil.rmtree(p, ignore_errors=True)
+        else:
+            p.unlink(missing_ok=True)
 
 
 def write_json(path: str | os.PathLike[str], obj: Any, indent: int | None = 2) -> None:

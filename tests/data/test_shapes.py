@@ -113,7 +113,8 @@ def _check_caption(tokens: list[str], objects: list[dict], background: str) -> C
             continue
         subject, landmark = (items[2], items[1]) if k == 0 else (items[k - 1], items[k + 1])
         assert subject[0] == "np" and landmark[0] == "np", tokens
-        pairs = [(a, b) for a in _extension(subject[1], objects) for b in _extension(landmark[1], objects) if a is not b]
+        subjects, landmarks = _extension(subject[1], objects), _extension(landmark[1], objects)
+        pairs = [(a, b) for a in subjects for b in landmarks if a is not b]
         assert any(_holds(rel, a, b) for a, b in pairs), (tokens, objects)
         checked[rel] += 1
     for word in tokens:
@@ -135,16 +136,15 @@ def scenes() -> list[tuple[dict, list[str], str]]:
 
 
 def test_same_seed_gives_identical_files_and_json(tmp_path: Path) -> None:
+    def png(run: str, img: dict) -> bytes:
+        return (tmp_path / run / "images" / img["filename"]).read_bytes()
+
     a = generate(tmp_path / "a", PARAMS, seed=3)
     b = generate(tmp_path / "b", PARAMS, seed=3)
     c = generate(tmp_path / "c", PARAMS, seed=4)
     assert json.dumps(a) == json.dumps(b)
-    for img in a["images"]:
-        name = img["filename"]
-        assert (tmp_path / "a/images" / name).read_bytes() == (tmp_path / "b/images" / name).read_bytes()
-    different = [(tmp_path / "a/images" / i["filename"]).read_bytes() != (tmp_path / "c/images" / i["filename"]).read_bytes()
-                 for i in a["images"]]
-    assert all(different) and json.dumps(a) != json.dumps(c)
+    assert all(png("a", img) == png("b", img) for img in a["images"])
+    assert all(png("a", img) != png("c", img) for img in a["images"]) and json.dumps(a) != json.dumps(c)
 
 
 def test_dataset_dict_counts_splits_and_sentids(tmp_path: Path) -> None:

@@ -227,8 +227,7 @@ def train_captioner(
         "resumed": resumed,
         "first_loss": st["first_loss"],
     }
-    live.summary["best/val/CIDEr"] = st["best_val"]["val/CIDEr"]
-    live.summary["best/iteration"] = st["best_iteration"]
+    live.summary["best"] = {"iteration": st["best_iteration"], **{k[4:]: v for k, v in st["best_val"].items()}}
     live.end()
     save_checkpoint(
         model_path,
@@ -260,7 +259,7 @@ def _train_step(
     caps = torch.from_numpy(batch.labels[:, :length])  # (B * S, L')
     logprobs = model(feats, caps, params.seq_per_img)  # (B * S, L' + 1, V + 1)
     loss = language_model_criterion(logprobs, caps)
-    value = float(loss)
+    value = float(loss.detach())
     if not math.isfinite(value):
         return value
     optimizer.zero_grad(set_to_none=True)

@@ -79,7 +79,9 @@ class RoIHead(nn.Module):
 class ShapesRegionCNN(RegionCNN):
     kind = "shapes"
 
-    def __init__(self, net: NetParams, classes: list[str]) -> None:
+    def __init__(self, net: NetParams, classes: list[str], rpn_batch_per_image: int = 64, rpn_proposals: int = 64) -> None:
+        """`rpn_batch_per_image` anchors are sampled for the RPN loss and `rpn_proposals` proposals kept per
+        image while training; neither matters at inference."""
         super().__init__()
         self.net, self.classes = net, list(classes)
         self.fc7_dim = net.fc7_dim
@@ -90,18 +92,13 @@ class ShapesRegionCNN(RegionCNN):
             RPNHead(net.channels[-1], anchors.num_anchors_per_location()[0]),
             fg_iou_thresh=0.7,
             bg_iou_thresh=0.3,
-            batch_size_per_image=64,
+            batch_size_per_image=rpn_batch_per_image,
             positive_fraction=0.5,
             pre_nms_top_n={"training": RPN_PRE_NMS, "testing": RPN_PRE_NMS},
-            post_nms_top_n={"training": 64, "testing": RPN_POST_NMS_TEST},
+            post_nms_top_n={"training": rpn_proposals, "testing": RPN_POST_NMS_TEST},
             nms_thresh=0.7,
         )
         self.head = RoIHead(net.channels[-1], net.roi_size, net.fc6_dim, net.fc7_dim, len(classes))
-
-    def set_rpn_training(self, batch_per_image: int, proposals: int) -> None:
-        """Anchors sampled for the RPN loss and proposals kept per image while training."""
-        self.rpn.fg_bg_sampler.batch_size_per_image = batch_per_image
-        self.rpn._post_nms_top_n["training"] = proposals
 
     def prepare(self, images: list[Image.Image]) -> Prepared:
         s = self.net.input_size

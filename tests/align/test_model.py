@@ -50,13 +50,22 @@ def test_backward_recurrence_starts_at_each_sentences_last_word() -> None:
 
 def test_region_embedding_is_affine_on_real_regions_and_zero_on_padding() -> None:
     torch.manual_seed(0)
-    emb = RegionEmbedding(feat_dim=10, hidden_size=4)
+    emb = RegionEmbedding(feat_dim=10, hidden_size=4, feat_norm="none")
     feats = torch.randn(2, 5, 10)
     mask = torch.tensor([[True, True, False, False, False], [True] * 5])
     v = emb(feats, mask)
     assert v.shape == (2, 5, 4)
     assert torch.allclose(v[0, :2], feats[0, :2] @ emb.proj.weight.T + emb.proj.bias, atol=1e-6)
     assert torch.all(v[0, 2:] == 0)
+
+
+def test_l2_feature_norm_makes_the_embedding_scale_free() -> None:
+    torch.manual_seed(0)
+    emb = RegionEmbedding(feat_dim=10, hidden_size=4, feat_norm="l2")
+    feats, mask = torch.rand(2, 3, 10), torch.ones(2, 3, dtype=torch.bool)
+    assert torch.allclose(emb(feats, mask), emb(1000 * feats, mask), atol=1e-5)
+    unit = feats / feats.norm(dim=-1, keepdim=True)
+    assert torch.allclose(emb(feats, mask), unit @ emb.proj.weight.T + emb.proj.bias, atol=1e-6)
 
 
 def test_alignment_model_shapes() -> None:

@@ -17,6 +17,7 @@ class AlignmentParams:
     seed: int = 123
     hidden_size: int = field(default=256, metadata={"min": 1})  # h: size of v_i, e_t, h_t^f, h_t^b, s_t
     word_embedding_size: int = field(default=128, metadata={"min": 1})  # size of x_t = W_w I_t
+    feat_norm: Literal["l2", "none"] = "l2"  # scale each region's CNN feature to unit length before eq. (1)
     score: Literal["max", "sum"] = "max"  # "max": eq. (8); "sum": eq. (7)
     margin: float = field(default=1.0, metadata={"gt": 0.0})  # eq. (9)
     dropout: float = field(default=0.0, metadata={"min": 0.0, "max": 0.9})  # non-recurrent layers only

@@ -9,20 +9,29 @@ from dvsa.align.config import AlignmentParams
 
 
 class RegionEmbedding(nn.Module):
-    """Eq. (1): v_i = W_m [CNN(I_b_i)] + b_m, for the cached CNN features of the 20 regions."""
+    """Eq. (1): v_i = W_m [CNN(I_b_i)] + b_m, for the cached CNN features of the 20 regions.
 
-    def __init__(self, feat_dim: int, hidden_size: int, dropout: float = 0.0) -> None:
+    With ``feat_norm="l2"`` each CNN feature is scaled to unit length first (not in the paper): fc7 features
+    of different CNNs differ in scale by orders of magnitude, and raw 4096-d features make the first SGD
+    steps of eq. (9) so large that the sentence ReLUs die.
+    """
+
+    def __init__(self, feat_dim: int, hidden_size: int, dropout: float = 0.0, feat_norm: str = "l2") -> None:
         super().__init__()
         self.proj = nn.Linear(feat_dim, hidden_size)  # W_m, b_m
         self.drop = nn.Dropout(dropout)
+        self.feat_norm = feat_norm
 
     def forward(self, feats: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """feats (B, R, D), mask (B, R) bool of real regions -> v (B, R, h), zero at padding regions.
 
-        Only the real regions are projected (padding rows are often most of the 20).
+        Only the real regions are projected.
         """
+        x = feats[mask]  # (n_real, D)
+        if self.feat_norm == "l2":
+            x = nn.functional.normalize(x, dim=-1)
         v = feats.new_zeros(feats.shape[:2] + (self.proj.out_features,))  # (B, R, h)
-        v[mask] = self.proj(self.drop(feats[mask]))  # (n_real, h)
+        v[mask] = self.proj(self.drop(x))  # (n_real, h)
         return v
 
 
@@ -74,7 +83,7 @@ class AlignmentModel(nn.Module):
 
     def __init__(self, vocab_size: int, feat_dim: int, p: AlignmentParams) -> None:
         super().__init__()
-        self.regions = RegionEmbedding(feat_dim, p.hidden_size, p.dropout)
+        self.regions = RegionEmbedding(feat_dim, p.hidden_size, p.dropout, p.feat_norm)
         self.brnn = BRNN(vocab_size, p.word_embedding_size, p.hidden_size, p.dropout)
 
     def embed_images(self, feats: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

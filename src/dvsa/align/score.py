@@ -6,8 +6,10 @@ import torch
 
 
 def fragment_dots(v: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
-    """v (K, R, h), s (L, T, h) -> v_i . s_t for every image k, sentence l: (K, L, R, T)."""
-    return torch.einsum("krh,lth->klrt", v, s)
+    """v (K, R, h), s (L, T, h) -> v_i . s_t for every image k, sentence l: (K, R, L, T), one matrix product."""
+    k, r, h = v.shape
+    l, t, _ = s.shape
+    return (v.reshape(k * r, h) @ s.reshape(l * t, h).T).view(k, r, l, t)
 
 
 def image_sentence_scores(
@@ -23,15 +25,17 @@ def image_sentence_scores(
     kind "sum", eq. (7):  S_kl = sum_{t in g_l} sum_{i in g_k} max(0, v_i . s_t)
     Padding regions take no part in the max / sum over i, padding words none in the sum over t.
     """
-    dots = fragment_dots(v, s)  # (K, L, R, T)
-    rmask = region_mask[:, None, :, None]  # (K, 1, R, 1)
+    dots = fragment_dots(v, s)  # (K, R, L, T)
+    rmask = region_mask[:, :, None, None]  # (K, R, 1, 1)
     if kind == "max":
-        per_word = dots.masked_fill(~rmask, float("-inf")).amax(dim=2)  # (K, L, T)
+        if not bool(region_mask.all()):
+            dots = dots.masked_fill(~rmask, float("-inf"))
+        per_word = dots.max(dim=1).values  # (K, L, T); its backward is one scatter (amax's is slower)
     elif kind == "sum":
-        per_word = (dots.clamp(min=0) * rmask).sum(dim=2)  # (K, L, T)
+        per_word = (dots.clamp(min=0) * rmask).sum(dim=1)  # (K, L, T)
     else:
         raise ValueError(f"unknown score kind {kind!r} (known: max, sum)")
-    return per_word.masked_fill(~word_mask[None, :, :], 0.0).sum(dim=2)  # (K, L)
+    return (per_word * word_mask[None, :, :]).sum(dim=2)  # (K, L)
 
 
 def ranking_loss(scores: torch.Tensor, margin: float = 1.0) -> torch.Tensor:

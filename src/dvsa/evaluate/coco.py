@@ -75,48 +75,73 @@ def coco_scores(
     Returns {metric: float or "unavailable"} for METRICS plus ``"unavailable": {metric: reason}``.
     ``meteor=False`` / ``ptb=False`` skip Java (fast path used for validation during training).
     """
+    return score_systems(references, {"system": candidates}, meteor, ptb, warn)["system"]
+
+
+def score_systems(
+    references: Mapping[Hashable, Sequence[str]],
+    systems: Mapping[str, Mapping[Hashable, str]],
+    meteor: bool = True,
+    ptb: bool = True,
+    warn: bool = True,
+) -> dict[str, dict[str, Any]]:
+    """`coco_scores` of several systems captioning the same images, tokenizing the references and starting
+    METEOR once. Returns {system: scores}."""
     from pycocoevalcap.bleu.bleu import Bleu
     from pycocoevalcap.cider.cider import Cider
     from pycocoevalcap.rouge.rouge import Rouge
 
-    keys = list(candidates)
+    keys = list(next(iter(systems.values()), {}))
     if not keys:
         raise ValueError("no captions to score")
+    for name, candidates in systems.items():
+        if set(candidates) != set(keys):
+            raise ValueError(f"system {name!r} captions other images than {next(iter(systems))!r}")
     missing = [k for k in keys if not references.get(k)]
     if missing:
         raise ValueError(f"no references for {len(missing)} captions (e.g. {missing[0]!r})")
     has_java = java_available()
-    unavailable: dict[str, str] = {"SPICE": SPICE_REASON}
     if (meteor or ptb) and not has_java and warn:
         print("warning: java not found: METEOR unavailable, simple tokenizer instead of PTB", file=sys.stderr)
     use_java = ptb and has_java
     gts = ptb_tokenize({k: list(references[k]) for k in keys}, use_java)
-    res = ptb_tokenize({k: [candidates[k]] for k in keys}, use_java)
-    scores: dict[str, Any] = {}
-    with captured_output():
-        bleu, _ = Bleu(4).compute_score(gts, res, verbose=0)
-        rouge, _ = Rouge().compute_score(gts, res)
-        cider, _ = Cider().compute_score(gts, res)
-    for n in range(4):
-        scores[f"Bleu_{n + 1}"] = float(bleu[n])
+    # one tokenizer run for every system: keys (system index, image key)
+    names = list(systems)
+    flat = ptb_tokenize({(n, k): [systems[name][k]] for n, name in enumerate(names) for k in keys}, use_java)
+    results: dict[str, dict[str, Any]] = {}
+    for n, name in enumerate(names):
+        res = {k: flat[(n, k)] for k in keys}
+        scores: dict[str, Any] = {}
+        unavailable: dict[str, str] = {"SPICE": SPICE_REASON}
+        with captured_output():
+            bleu, _ = Bleu(4).compute_score(gts, res, verbose=0)
+            rouge, _ = Rouge().compute_score(gts, res)
+            cider, _ = Cider().compute_score(gts, res)
+        for i in range(4):
+            scores[f"Bleu_{i + 1}"] = float(bleu[i])
+        if not (meteor and has_java):
+            unavailable["METEOR"] = "java not found" if meteor else "not computed"
+        scores["ROUGE_L"] = float(rouge)
+        scores["CIDEr"] = float(cider)
+        results[name] = {"scores": scores, "unavailable": unavailable, "res": res}
     if meteor and has_java:
-        scores["METEOR"] = _meteor(gts, res)
-    else:
-        unavailable["METEOR"] = "java not found" if meteor else "not computed"
-    scores["ROUGE_L"] = float(rouge)
-    scores["CIDEr"] = float(cider)
-    out: dict[str, Any] = {m: scores.get(m, UNAVAILABLE) for m in METRICS}
-    out["unavailable"] = unavailable
+        for name, value in zip(names, _meteor(gts, [results[n]["res"] for n in names])):
+            results[name]["scores"]["METEOR"] = value
+    out: dict[str, dict[str, Any]] = {}
+    for name in names:
+        r = results[name]
+        out[name] = {m: r["scores"].get(m, UNAVAILABLE) for m in METRICS}
+        out[name]["unavailable"] = r["unavailable"]
     return out
 
 
-def _meteor(gts: dict[Hashable, list[str]], res: dict[Hashable, list[str]]) -> float:
+def _meteor(gts: dict[Hashable, list[str]], systems: list[dict[Hashable, list[str]]]) -> list[float]:
+    """METEOR 1.5 of each system, with one Java process."""
     from pycocoevalcap.meteor.meteor import Meteor
 
     with captured_output():
         scorer = Meteor()
         try:
-            score, _ = scorer.compute_score(gts, res)
+            return [float(scorer.compute_score(gts, res)[0]) for res in systems]
         finally:
             del scorer
-    return float(score)

@@ -35,7 +35,7 @@ class TrainParams:
 
     epochs: int = field(default=8, metadata={"min": 1})
     batch_size: int = field(default=16, metadata={"min": 1})  # images per step
-    lr: float = field(default=1e-3, metadata={"gt": 0.0})  # Adam
+    lr: float = field(default=1e-3, metadata={"gt": 0.0})  # Adam, cosine decay to 0 over the epochs
     weight_decay: float = field(default=1e-4, metadata={"min": 0.0})
     rois_per_image: int = field(default=16, metadata={"min": 1})  # sampled proposals per image for the head
     fg_fraction: float = field(default=0.25, metadata={"gt": 0.0, "max": 1.0})

@@ -100,12 +100,12 @@ class RegionStore:
     def feats(self, indices: np.ndarray | list[int], region: int | None = None) -> np.ndarray:
         """(B, R, D) float32 features of images `indices` (any order), or (B, D) of one `region`."""
         idx = np.asarray(indices, dtype=np.int64)
-        order = np.argsort(idx, kind="stable")
-        uniq, inverse = np.unique(idx[order], return_inverse=True)
-        block = self._feats[uniq] if region is None else self._feats[uniq, region]  # h5py wants increasing
-        out = np.empty((len(idx),) + block.shape[1:], dtype=np.float32)
-        out[order] = block[inverse]
-        return out
+        uniq, inverse = np.unique(idx, return_inverse=True)
+        shape = self._feats.shape[1:] if region is None else self._feats.shape[2:]
+        block = np.empty((len(uniq),) + shape, dtype=self._feats.dtype)
+        for j, i in enumerate(uniq.tolist()):  # one read per image (= one chunk): ~30x faster than a list index
+            block[j] = self._feats[i] if region is None else self._feats[i, region]
+        return block[inverse.reshape(-1)].astype(np.float32, copy=False)
 
     def mask(self, indices: np.ndarray | list[int]) -> np.ndarray:
         """(B, R) bool: which regions are real (not padding)."""

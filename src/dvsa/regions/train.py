@@ -112,6 +112,7 @@ def train_region_cnn(
     model = ShapesRegionCNN(params.net, classes, tp.rpn_batch_per_image, tp.rpn_proposals)
     optimizer = torch.optim.Adam(model.parameters(), lr=tp.lr, weight_decay=tp.weight_decay)
     n_steps = -(-len(train) // tp.batch_size)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=tp.epochs * n_steps)
     metrics: dict[str, float] = {}
     for epoch in range(tp.epochs):
         model.train()
@@ -130,8 +131,9 @@ def train_region_cnn(
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
+            schedule.step()
             for k, v in losses.items():
-                sums[k] += float(v)
+                sums[k] += float(v.detach())
             sums["loss"] += float(loss)
             sums["train_roi_accuracy"] += accuracy
             bar.set_postfix(loss=f"{float(loss):.3f}")

@@ -1,0 +1,156 @@
+"""reports/index.html: a static page in the spirit of neuraltalk2's vis/ (open it from disk, no server).
+
+A grid of evaluated images, each with the generated caption, the nearest-neighbour baseline's caption, the
+reference sentences and, when the evaluate_alignment stage drew one for that image (reports/alignment/
+``NN_<image file stem>.png``), its snippet figure; above it the metrics table, model vs baseline. Thumbnails
+go to reports/captioning/. All text is HTML-escaped. A small inline script records, once the page has
+loaded, how many images decoded (``<body data-images-loaded=.. data-images-total=..>``) so that a headless
+browser can check the page.
+"""
+
+from __future__ import annotations
+
+import html
+import os
+import re
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from dvsa.data.dataset import image_path
+from dvsa.data.images import load_rgb
+from dvsa.evaluate.captioning import CaptionEvaluation
+from dvsa.evaluate.coco import METRICS
+from dvsa.io import atomic_path
+
+THUMBS = "captioning"  # folder beside index.html
+THUMB_SIZE = 256
+_FIGURE = re.compile(r"^\d+_(.+)\.png$")
+
+STYLE = """
+body { font-family: sans-serif; margin: 1.5em; color: #222; }
+table { border-collapse: collapse; margin-bottom: 1em; }
+td, th { border: 1px solid #bbb; padding: 3px 10px; text-align: right; }
+th:first-child, td:first-child { text-align: left; }
+.grid { display: grid; grid-template-columns: repeat(auto-fill, minmax(300px, 1fr)); gap: 14px; }
+.item { border: 1px solid #ddd; padding: 8px; margin: 0; }
+.item img.photo { width: 256px; max-width: 100%; display: block; margin: 0 auto 6px; }
+.item img.alignment { max-width: 100%; display: block; margin-top: 6px; }
+.generated { font-weight: bold; font-size: 1.05em; margin: 4px 0; }
+.baseline { color: #555; margin: 4px 0; }
+.refs { color: #444; font-size: 0.9em; margin: 4px 0; padding-left: 1.4em; }
+.unavailable { color: #999; }
+"""
+
+SCRIPT = """
+window.addEventListener("load", function () {
+  var images = Array.prototype.slice.call(document.images);
+  document.body.setAttribute("data-images-total", images.length);
+  document.body.setAttribute("data-images-loaded",
+    images.filter(function (im) { return im.complete && im.naturalWidth > 0; }).length);
+});
+"""
+
+
+def alignment_figures(folder: Path) -> dict[str, str]:
+    """{image file stem: figure file name} of the evaluate_alignment figures in `folder` (may not exist)."""
+    if not folder.is_dir():
+        return {}
+    out = {}
+    for f in sorted(folder.glob("*.png")):
+        m = _FIGURE.match(f.name)
+        if m:
+            out.setdefault(m.group(1), f.name)
+    return out
+
+
+def write_report(
+    html_path: str | Path,
+    ev: CaptionEvaluation,
+    dataset: dict[str, Any],
+    n_images: int,
+    figures_dir: str | Path | None = None,
+) -> int:
+    """Write `html_path` and its thumbnails folder atomically; return how many images the grid shows.
+
+    `figures_dir` is the alignment figures folder; links to it are relative to `html_path`'s folder.
+    """
+    html_path = Path(html_path)
+    figures = alignment_figures(Path(figures_dir)) if figures_dir is not None else {}
+    rel_figures = Path(os.path.relpath(figures_dir, html_path.parent)).as_posix() if figures else ""
+    stems = [Path(dataset["images"][int(r)]["filename"]).stem for r in ev.rows]
+    order = sorted(range(len(ev.rows)), key=lambda k: (stems[k] not in figures, k))[:n_images]
+    cards = []
+    with atomic_path(html_path.parent / THUMBS) as thumbs:
+        thumbs.mkdir(parents=True)
+        for k in order:
+            info = dataset["images"][int(ev.rows[k])]
+            image = load_rgb(image_path(dataset["image_root"], info))
+            image.thumbnail((THUMB_SIZE, THUMB_SIZE))
+            name = f"{k:05d}.jpg"
+            image.save(thumbs / name, quality=90)
+            figure = f"{rel_figures}/{figures[stems[k]]}" if stems[k] in figures else None
+            cards.append(_card(ev, k, f"{THUMBS}/{name}", info["filename"], figure))
+        page = _page(ev, dataset.get("dataset", ""), cards)
+        with atomic_path(html_path) as tmp:
+            tmp.write_text(page, encoding="utf-8")
+    return len(cards)
+
+
+def _card(ev: CaptionEvaluation, k: int, thumb: str, filename: str, figure: str | None) -> str:
+    e = html.escape
+    refs = "".join(f"<li>{e(r)}</li>" for r in ev.references[k])
+    fig = (
+        f'<a href="{e(quote(figure))}"><img class="alignment" src="{e(quote(figure))}" alt="alignment snippets"></a>'
+        if figure
+        else ""
+    )
+    return (
+        f'<figure class="item" data-image-id="{e(str(ev.image_ids[k]))}">'
+        f'<img class="photo" src="{e(quote(thumb))}" alt="{e(filename)}">'
+        f'<figcaption><p class="generated">{e(ev.captions[k])}</p>'
+        f'<p class="baseline">nearest neighbour: {e(ev.baseline[k])}</p>'
+        f'<ol class="refs">{refs}</ol></figcaption>{fig}</figure>'
+    )
+
+
+def _cell(value: Any, reason: str = "") -> str:
+    if isinstance(value, float):
+        return f"<td>{value:.3f}</td>"
+    return f'<td class="unavailable" title="{html.escape(reason)}">{html.escape(str(value))}</td>'
+
+
+def _page(ev: CaptionEvaluation, dataset_name: str, cards: list[str]) -> str:
+    e = html.escape
+    m = ev.metrics
+    reasons = m.get("unavailable", {})
+    rows = []
+    for metric in METRICS:
+        margin = m["margin"].get(metric)
+        rows.append(
+            f"<tr><td>{e(metric)}</td>{_cell(m['model'][metric], reasons.get(metric, ''))}"
+            f"{_cell(m['nn_baseline'][metric], reasons.get(metric, ''))}"
+            f"{_cell(margin) if margin is not None else '<td></td>'}</tr>"
+        )
+    d = m["decoding"]
+    decoding = f"{d['method']}" + (f", beam {d['beam_size']}" if d["method"] == "beam" else "")
+    return f"""<!doctype html>
+<html lang="en">
+<head><meta charset="utf-8"><title>dvsa: captions on the {e(m['split'])} split</title><style>{STYLE}</style></head>
+<body>
+<h1>Captions on the {e(m['split'])} split of {e(dataset_name)}</h1>
+<p>{m['n_images']} images, decoding: {e(decoding)}, length cap {d['max_length']}.
+Test perplexity {m['model']['perplexity']:.3f}.</p>
+<h2>Metrics</h2>
+<table id="metrics">
+<tr><th>metric</th><th>model</th><th>nearest neighbour</th><th>margin</th></tr>
+{chr(10).join(rows)}
+</table>
+<h2>Images ({len(cards)} of {m['n_images']})</h2>
+<div class="grid">
+{chr(10).join(cards)}
+</div>
+<script>{SCRIPT}</script>
+</body>
+</html>
+"""

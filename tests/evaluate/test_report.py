@@ -1,0 +1,95 @@
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from dvsa.evaluate.browser import dump_dom, find_chromium
+from dvsa.evaluate.captioning import CaptionEvaluation
+from dvsa.evaluate.coco import METRICS
+from dvsa.evaluate.report import write_report
+
+EVIL = '<script>alert("x")</script> & <b>bold</b>'
+
+
+def dataset(root: Path, n: int) -> dict[str, Any]:
+    (root / "imgs" / "sub").mkdir(parents=True)
+    images = []
+    for i in range(n):
+        Image.new("RGB", (60 + i, 40), (40 * i % 255, 100, 200)).save(root / "imgs" / "sub" / f"pic{i}.png")
+        images.append({"filepath": "sub", "filename": f"pic{i}.png", "split": "test", "sentences": []})
+    return {"dataset": "tiny", "image_root": str(root / "imgs"), "images": images}
+
+
+def evaluation(n: int) -> CaptionEvaluation:
+    scores = {m: 0.5 for m in METRICS}
+    scores["SPICE"] = "unavailable"
+    return CaptionEvaluation(
+        rows=np.arange(n),
+        image_ids=list(range(100, 100 + n)),
+        captions=[EVIL if i == 0 else f"generated caption {i}" for i in range(n)],
+        baseline=[f"baseline caption {i}" for i in range(n)],
+        neighbours=np.zeros(n, dtype=np.int64),
+        references=[[f"reference {i}.{j}" for j in range(5)] for i in range(n)],
+        metrics={
+            "split": "test",
+            "n_images": n,
+            "decoding": {"method": "beam", "beam_size": 3, "max_length": 16},
+            "model": {**scores, "perplexity": 3.25},
+            "nn_baseline": dict(scores),
+            "margin": {m: 0.0 for m in METRICS if m != "SPICE"},
+            "unavailable": {"SPICE": "downloads models"},
+        },
+    )
+
+
+@pytest.fixture
+def report(tmp_path: Path) -> Path:
+    data = dataset(tmp_path, 4)
+    figures = tmp_path / "reports" / "alignment"
+    figures.mkdir(parents=True)
+    Image.new("RGB", (50, 30), (255, 0, 0)).save(figures / "01_pic2.png")
+    shown = write_report(tmp_path / "reports" / "index.html", evaluation(4), data, 3, figures)
+    assert shown == 3
+    return tmp_path / "reports" / "index.html"
+
+
+def test_captions_are_escaped(report: Path) -> None:
+    page = report.read_text(encoding="utf-8")
+    assert "<script>alert" not in page and "<b>bold" not in page
+    assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; &amp; &lt;b&gt;bold&lt;/b&gt;" in page
+
+
+def test_images_with_an_alignment_figure_come_first_and_link_it(report: Path) -> None:
+    page = report.read_text(encoding="utf-8")
+    ids = re.findall(r'data-image-id="(\d+)"', page)
+    assert ids == ["102", "100", "101"]  # pic2 has a figure; 3 images shown
+    assert page.count('src="alignment/01_pic2.png"') == 1
+    assert len(list((report.parent / "captioning").glob("*.jpg"))) == 3
+
+
+@pytest.mark.skipif(find_chromium() is None, reason="chromium not installed (Debian: apt-get install -y chromium)")
+def test_headless_chromium_shows_images_captions_and_metrics(report: Path) -> None:
+    dom = dump_dom(report)
+    body = re.search(r"<body([^>]*)>", dom)
+    assert body is not None
+    total = re.search(r'data-images-total="(\d+)"', body.group(1))
+    loaded = re.search(r'data-images-loaded="(\d+)"', body.group(1))
+    assert total and loaded, "the page's load script did not run"
+    assert int(total.group(1)) == 4  # 3 thumbnails + 1 alignment figure
+    assert int(loaded.group(1)) == 4  # every image decoded
+    for text in ("generated caption 1", "baseline caption 2", "reference 1.4", "perplexity 3.250", "CIDEr"):
+        assert text in dom, text
+    assert "&lt;script&gt;alert" in dom  # shown as text, never run
+
+
+def test_a_missing_thumbnail_is_seen_by_the_browser_check(report: Path) -> None:
+    if find_chromium() is None:
+        pytest.skip("chromium not installed (Debian: apt-get install -y chromium)")
+    next((report.parent / "captioning").glob("*.jpg")).unlink()
+    dom = dump_dom(report)
+    assert 'data-images-loaded="3"' in dom and 'data-images-total="4"' in dom

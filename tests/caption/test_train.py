@@ -43,8 +43,9 @@ def test_learning_rate_decay_formula() -> None:
     assert learning_rate(replace(p, learning_rate_decay_start=-1), 10_000) == 4e-4
 
 
-def test_training_learns_the_toy_world_and_keeps_the_best_val_cider(toy: dict[str, Path], tmp_path: Path) -> None:
-    summary = run(toy, tmp_path, replace(TINY, max_iters=60, val_every=20))
+@pytest.mark.parametrize("rnn_type", ["lstm", "rnn"])
+def test_training_learns_the_toy_world_and_keeps_the_best_val_cider(toy: dict[str, Path], tmp_path: Path, rnn_type: str) -> None:
+    summary = run(toy, tmp_path, replace(TINY, max_iters=60, val_every=20, rnn_type=rnn_type))
     assert summary["val"]["val/CIDEr"] > 2.0  # captions name the right colour and shape
     model, vocab, data = load_captioner(tmp_path / "captioner.pt")
     vals = [r for r in data["history"] if "val/CIDEr" in r]

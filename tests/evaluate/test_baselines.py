@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dvsa.evaluate.baselines import nearest_neighbours
+from dvsa.evaluate.baselines import consensus_caption, nearest_neighbours
 from dvsa.regions.store import N_REGIONS, RegionStore, RegionWriter
 
 
@@ -42,3 +42,10 @@ def test_matches_brute_force_whatever_the_chunk(tmp_path: Path, chunk: int) -> N
         unit = region0 / np.linalg.norm(region0, axis=1, keepdims=True)
         expected = pool[(unit[queries] @ unit[pool].T).argmax(1)]
         assert np.array_equal(nearest_neighbours(store, queries, pool, chunk=chunk), expected)
+
+
+def test_consensus_caption_agrees_most_with_the_others() -> None:
+    caps = ["There are three objects.", "The red circle over the blue square.", "A red circle above a blue square.",
+            "A red circle above the blue square.", "Dogs."]
+    assert consensus_caption(caps) == 3  # shares most with both 1 and 2
+    assert consensus_caption(["only one"]) == 0

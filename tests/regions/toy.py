@@ -42,7 +42,9 @@ def draw_scene(rng: np.random.Generator, width: int, height: int, n_objects: int
     return image, objects
 
 
-def write_toy_dataset(root: Path, splits: dict[str, int], size: tuple[int, int] = (64, 64), seed: int = 0) -> dict[str, Any]:
+def write_toy_dataset(
+    root: Path, splits: dict[str, int], size: tuple[int, int] = (64, 64), objects: tuple[int, int] = (1, 2), seed: int = 0
+) -> dict[str, Any]:
     """PNG images under root/images and the dataset dict (as the `dataset` stage writes it)."""
     rng = np.random.default_rng(seed)
     (root / "images").mkdir(parents=True, exist_ok=True)
@@ -50,11 +52,11 @@ def write_toy_dataset(root: Path, splits: dict[str, int], size: tuple[int, int] 
     for split, n in splits.items():
         for _ in range(n):
             k = len(images)
-            image, objects = draw_scene(rng, size[0], size[1], int(rng.integers(1, 3)))
+            image, boxes = draw_scene(rng, size[0], size[1], int(rng.integers(objects[0], objects[1] + 1)))
             image.save(root / "images" / f"{k:04d}.png")
             images.append({"filename": f"{k:04d}.png", "filepath": "", "imgid": k, "split": split,
                            "sentences": [{"tokens": ["a", "shape"], "raw": "a shape", "imgid": k, "sentid": k}],
-                           "sentids": [k], "objects": objects})
+                           "sentids": [k], "objects": boxes})
     return {"dataset": "toy", "image_root": str(root / "images"), "images": images}
 
 

@@ -151,14 +151,18 @@ def figure(a: SentenceAlignment, store: RegionStore, image: Image.Image) -> Imag
 def write_figures(
     aligned: list[SentenceAlignment], store: RegionStore, dataset: dict[str, Any], n: int, out_dir: Path
 ) -> list[Path]:
-    """Figures for `n` test images spread over the split (each image's first sentence) into out_dir."""
+    """Figures for `n` images spread evenly over the split into out_dir; of each image's sentences the one
+    whose snippets use the most distinct regions is drawn (the first such)."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    firsts = [a for j, a in enumerate(aligned) if j == 0 or aligned[j - 1].image_row != a.image_row]
-    picks = sorted({int(round(x)) for x in np.linspace(0, len(firsts) - 1, min(n, len(firsts)))}) if n else []
+    by_image: dict[int, list[SentenceAlignment]] = {}
+    for a in aligned:
+        by_image.setdefault(a.image_row, []).append(a)
+    rows = list(by_image)
+    picks = sorted({int(round(x)) for x in np.linspace(0, len(rows) - 1, min(n, len(rows)))}) if n else []
     root = dataset["image_root"]
     paths = []
     for rank, j in enumerate(picks):
-        a = firsts[j]
+        a = max(by_image[rows[j]], key=lambda x: len(set(x.assignment.tolist())))
         info = dataset["images"][a.image_row]
         path = out_dir / f"{rank + 1:02d}_{Path(info['filename']).stem}.png"
         figure(a, store, load_rgb(image_path(root, info))).save(path)

@@ -15,6 +15,8 @@ class CaptionerParams:
     num_layers: int = field(default=1, metadata={"min": 1, "max": 4})
     input_encoding_size: int = field(default=256, metadata={"min": 1})
     drop_prob_lm: float = field(default=0.5, metadata={"min": 0.0, "max": 0.9})
+    # standardize: features -> (x - mean) / std with the train split's statistics before the encoder
+    feat_norm: Literal["standardize", "none"] = "standardize"
     # batches
     batch_size: int = field(default=16, metadata={"min": 1})  # images per batch
     seq_per_img: int = field(default=5, metadata={"min": 1})  # captions per image per batch

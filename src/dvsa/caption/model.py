@@ -60,9 +60,23 @@ class Captioner(nn.Module):
             self.core = nn.RNN(
                 input_encoding_size, rnn_size, num_layers, nonlinearity="relu", batch_first=True, dropout=between
             )
+        # fixed feature standardisation (set from the training images; identity by default): an affine
+        # reparametrisation of the linear encoder that makes the small per-image variations of fc7 visible
+        self.register_buffer("feat_mean", torch.zeros(feat_dim))
+        self.register_buffer("feat_std", torch.ones(feat_dim))
         self.embed = nn.Embedding(vocab_size + 1, input_encoding_size)  # W_w; row 0 = START
         self.drop = nn.Dropout(drop_prob_lm)
         self.logit = nn.Linear(rnn_size, vocab_size + 1)  # W_oh, b_o; output 0 = END
+
+    def set_feature_stats(self, mean: Tensor, std: Tensor) -> None:
+        """Standardise image features as (x - mean) / std before the encoder. mean, std (D,)."""
+        self.feat_mean.copy_(mean)
+        self.feat_std.copy_(std)
+
+    def encode(self, feats: Tensor) -> Tensor:
+        """(B, D) image features -> (B, E) x_{-1} = ReLU(W_e CNN(I) + b_e) for the LSTM, (B, H) b_v for the RNN."""
+        x = self.encoder((feats - self.feat_mean) / self.feat_std)
+        return F.relu(x) if self.rnn_type == "lstm" else x
 
     # ---- training -------------------------------------------------------------------------------------
 
@@ -76,12 +90,12 @@ class Captioner(nn.Module):
         words = self.embed(labels)  # (N, L, E)
         start = self.embed(labels.new_zeros(n, 1))  # (N, 1, E)
         if self.rnn_type == "lstm":
-            image = expand(F.relu(self.encoder(feats)), seq_per_img)  # (N, E)
+            image = expand(self.encode(feats), seq_per_img)  # (N, E)
             x = torch.cat([image[:, None], start, words], dim=1)  # (N, L + 2, E)
             out, _ = self.core(x)  # (N, L + 2, H)
             out = out[:, 1:]  # (N, L + 1, H)
         else:
-            bias = expand(self.encoder(feats), seq_per_img)  # (N, H)
+            bias = expand(self.encode(feats), seq_per_img)  # (N, H)
             h1 = self._first_rnn_step(start[:, 0], bias)  # (layers, N, H)
             rest, _ = self.core(words, h1.contiguous())  # (N, L, H)
             out = torch.cat([h1[-1][:, None], rest], dim=1)  # (N, L + 1, H)
@@ -107,10 +121,10 @@ class Captioner(nn.Module):
         b = feats.shape[0]
         start = self.embed(feats.new_zeros(b, 1, dtype=torch.long))  # (B, 1, E)
         if self.rnn_type == "lstm":
-            image = F.relu(self.encoder(feats))[:, None]  # (B, 1, E)
+            image = self.encode(feats)[:, None]  # (B, 1, E)
             out, state = self.core(torch.cat([image, start], dim=1))  # (B, 2, H)
             return self._logprobs(out[:, -1]), tuple(state)
-        h1 = self._first_rnn_step(start[:, 0], self.encoder(feats))  # (layers, B, H)
+        h1 = self._first_rnn_step(start[:, 0], self.encode(feats))  # (layers, B, H)
         return self._logprobs(h1[-1]), (h1,)
 
     def step(self, tokens: Tensor, state: State) -> tuple[Tensor, State]:

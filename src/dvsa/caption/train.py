@@ -1,6 +1,7 @@
 """neuraltalk2's training loop (train.lua) for the Captioner on cached region-0 features.
 
-Adam (beta1 = optim_alpha, beta2 = optim_beta), dropout, each gradient element clamped to ±grad_clip, L2
+Features are standardised with the train split's statistics (``feat_norm``). Adam (beta1 = optim_alpha,
+beta2 = optim_beta), dropout, each gradient element clamped to ±grad_clip, L2
 weight decay, and the learning-rate decay eps = eps0 * 2^(-(i - i0) / T) after iteration i0. Every
 ``val_every`` iterations: the loss on the first ``val_images`` val images and the CIDEr / BLEU-4 of their
 greedy captions (fast path: no Java); the weights with the best val CIDEr are the ones kept. A loss that is
@@ -81,6 +82,19 @@ class EpochBatches:
         return next(self._it)
 
 
+def feature_stats(store: RegionStore, rows: np.ndarray, chunk: int = 256, eps: float = 1e-4) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean and sqrt(var + eps) (D,) of the region-0 features of `rows`, streamed in chunks."""
+    total = np.zeros(store.dim)
+    total_sq = np.zeros(store.dim)
+    for s in range(0, len(rows), chunk):
+        f = store.feats(rows[s : s + chunk], region=0).astype(np.float64)  # (C, D)
+        total += f.sum(0)
+        total_sq += (f * f).sum(0)
+    mean = total / len(rows)
+    var = np.maximum(total_sq / len(rows) - mean * mean, 0.0)
+    return torch.from_numpy(mean).float(), torch.from_numpy(np.sqrt(var + eps)).float()
+
+
 def validate(model: Captioner, labels: Labels, store: RegionStore, rows: np.ndarray) -> dict[str, float]:
     """Val loss (all captions of `rows`) and CIDEr / BLEU-4 of greedy captions against them."""
     loss = math.log(perplexity(model, store, labels, rows))
@@ -148,6 +162,8 @@ def train_captioner(
         input_encoding_size=params.input_encoding_size,
         drop_prob_lm=params.drop_prob_lm,
     )
+    if params.feat_norm == "standardize":
+        model.set_feature_stats(*feature_stats(store, labels.split_indices("train")))
     optimizer = torch.optim.Adam(
         model.parameters(),
         lr=params.learning_rate,

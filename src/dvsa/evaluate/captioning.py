@@ -13,7 +13,7 @@ from dvsa.caption.model import Captioner
 from dvsa.data.labels import Labels
 from dvsa.data.vocab import decode
 from dvsa.errors import InputError
-from dvsa.evaluate.baselines import nearest_neighbours
+from dvsa.evaluate.baselines import consensus_caption, nearest_neighbours
 from dvsa.evaluate.coco import METRICS, score_systems
 from dvsa.evaluate.config import EvaluateCaptioningParams
 from dvsa.regions.store import RegionStore
@@ -75,7 +75,10 @@ def evaluate_captions(
     if len(train_rows) == 0:
         raise InputError("labels: no images in the train split for the nearest-neighbour baseline")
     neighbours = nearest_neighbours(store, rows, train_rows)
-    baseline = [dataset["images"][int(j)]["sentences"][0]["raw"] for j in neighbours]
+    baseline = []
+    for j in neighbours:
+        raws = [x["raw"] for x in dataset["images"][int(j)]["sentences"]]
+        baseline.append(raws[consensus_caption(raws)])
     keys = [int(i) for i in rows]
     scored = score_systems(
         {k: refs for k, refs in zip(keys, references)},
@@ -93,7 +96,12 @@ def evaluate_captions(
     metrics = {
         "split": params.split,
         "n_images": len(rows),
-        "decoding": {"method": params.method, "beam_size": params.beam_size, "max_length": params.max_length},
+        "decoding": {
+            "method": params.method,
+            "max_length": params.max_length,
+            **({"beam_size": params.beam_size} if params.method == "beam" else {}),
+            **({"temperature": params.temperature} if params.method == "sample" else {}),
+        },
         "model": model_scores,
         "nn_baseline": nn_scores,
         "margin": margin,

@@ -32,7 +32,7 @@ def font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
 
 def draw_labelled_boxes(image: Image.Image, boxes: Sequence[LabelledBox], min_side: int = 384) -> Image.Image:
     """A copy of `image`, enlarged so its short side is at least `min_side`, with each box outlined and its
-    text written in a filled tag at the box's top-left corner (inside the image)."""
+    text written in a filled tag just above the box's top-left corner (inside it when there is no room)."""
     scale = max(1.0, min_side / min(image.size))
     out = image.convert("RGB").resize((round(image.width * scale), round(image.height * scale)), Image.BICUBIC)
     draw = ImageDraw.Draw(out)
@@ -46,7 +46,8 @@ def draw_labelled_boxes(image: Image.Image, boxes: Sequence[LabelledBox], min_si
         x0, y0 = (round(c * scale) for c in item.box[:2])
         left, top, right, bottom = draw.textbbox((0, 0), item.text, font=f)
         tw, th = right - left + 6, bottom - top + 6
-        tx, ty = min(max(x0, 0), max(out.width - tw, 0)), min(max(y0, 0), max(out.height - th, 0))
+        ty = y0 - th if y0 - th >= 0 else y0
+        tx, ty = min(max(x0, 0), max(out.width - tw, 0)), min(max(ty, 0), max(out.height - th, 0))
         draw.rectangle((tx, ty, tx + tw, ty + th), fill=item.color)
         draw.text((tx + 3 - left, ty + 3 - top), item.text, fill=_ink(item.color), font=f)
     return out

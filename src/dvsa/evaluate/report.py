@@ -133,7 +133,7 @@ def _page(ev: CaptionEvaluation, dataset_name: str, cards: list[str]) -> str:
             f"{_cell(margin) if margin is not None else '<td></td>'}</tr>"
         )
     d = m["decoding"]
-    decoding = f"{d['method']}" + (f", beam {d['beam_size']}" if d["method"] == "beam" else "")
+    decoding = d["method"] + "".join(f", {k.replace('_', ' ')} {d[k]}" for k in ("beam_size", "temperature") if k in d)
     return f"""<!doctype html>
 <html lang="en">
 <head><meta charset="utf-8"><title>dvsa: captions on the {e(m['split'])} split</title><style>{STYLE}</style></head>

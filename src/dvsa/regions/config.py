@@ -23,7 +23,7 @@ class NetParams:
     input_size: int = field(default=128, metadata={"min": 32})  # images are resized to input_size² pixels
     channels: list[int] = field(default_factory=lambda: [16, 32, 64, 128])  # conv widths (4 stages)
     roi_size: int = field(default=5, metadata={"min": 1})  # RoIAlign output: roi_size x roi_size cells
-    fc6_dim: int = field(default=1024, metadata={"min": 1})
+    fc6_dim: int = field(default=512, metadata={"min": 1})
     fc7_dim: int = field(default=4096, metadata={"min": 1})  # the feature cached in regions.h5
     anchor_sizes: list[float] = field(default_factory=lambda: [16.0, 32.0, 64.0])  # RPN anchors, input pixels
     aspect_ratios: list[float] = field(default_factory=lambda: [0.5, 1.0, 2.0])  # height / width
@@ -33,7 +33,7 @@ class NetParams:
 class TrainParams:
     """Training of ``backbone: shapes`` on the world's object classes (shape x colour + background)."""
 
-    epochs: int = field(default=8, metadata={"min": 1})
+    epochs: int = field(default=6, metadata={"min": 1})
     batch_size: int = field(default=16, metadata={"min": 1})  # images per step
     lr: float = field(default=1e-3, metadata={"gt": 0.0})  # Adam, cosine decay to 0 over the epochs
     weight_decay: float = field(default=1e-4, metadata={"min": 0.0})

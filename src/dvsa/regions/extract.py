@@ -93,18 +93,17 @@ def write_regions(
     meters: dict[str, RecallMeter] = {}
     start = time.perf_counter()
     with RegionWriter(out_path, len(records), model.fc7_dim, feats_dtype) as writer:
-        bar = tqdm(total=len(records), desc="regions", unit="img", smoothing=0.1)
-        for chunk, images in batches(records, batch_size):
-            true_boxes = [r.boxes for r in chunk] if detect.proposals == "oracle" else None
-            regions = extract_regions(model, images, detect, true_boxes)
-            writer.append(regions.feats, regions.boxes, regions.scores, regions.n_regions,
-                          np.array([r.image_id for r in chunk], dtype=np.int64))
-            for i, r in enumerate(chunk):
-                if len(r.boxes):
-                    meter = meters.setdefault(r.split, RecallMeter(0.5))
-                    meter.add(regions.boxes[i, 1 : regions.n_regions[i]], r.boxes)
-            bar.update(len(chunk))
-        bar.close()
+        with tqdm(total=len(records), desc="regions", unit="img", smoothing=0.1) as bar:
+            for chunk, images in batches(records, batch_size):
+                true_boxes = [r.boxes for r in chunk] if detect.proposals == "oracle" else None
+                regions = extract_regions(model, images, detect, true_boxes)
+                writer.append(regions.feats, regions.boxes, regions.scores, regions.n_regions,
+                              np.array([r.image_id for r in chunk], dtype=np.int64))
+                for i, r in enumerate(chunk):
+                    if len(r.boxes):
+                        meter = meters.setdefault(r.split, RecallMeter(0.5))
+                        meter.add(regions.boxes[i, 1 : regions.n_regions[i]], r.boxes)
+                bar.update(len(chunk))
     seconds = time.perf_counter() - start
     print(f"regions: {len(records)} images in {seconds:.1f} s ({len(records) / max(seconds, 1e-9):.1f} images/s)")
     return {split: m.result() for split, m in sorted(meters.items())}

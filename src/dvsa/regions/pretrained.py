@@ -135,7 +135,7 @@ class PretrainedRegionCNN(RegionCNN):
         encoder = build_encoder(backbone)
         load_weights(encoder, enc_path, backbone, assign=True)
         detector = det_arch.build()
-        load_weights(detector, det_path, pretrained.detector, assign=False)
+        load_weights(detector, det_path, pretrained.detector, assign=True)
         return cls(backbone, pretrained, encoder, detector).eval()
 
     @classmethod

@@ -26,7 +26,7 @@ from dvsa.regions.model import Prepared, RegionCNN, to_tensor
 
 STRIDE = 8  # input pixels per feature-map cell
 MEAN, STD = 0.5, 0.25  # input normalisation of [0, 1] pixels
-RPN_PRE_NMS = 600  # anchors kept by objectness before the RPN's NMS
+RPN_PRE_NMS = {"training": 300, "testing": 600}  # anchors kept by objectness before the RPN's NMS
 RPN_POST_NMS_TEST = 300  # RPN proposals kept after its NMS at inference (then cut to detect.n_proposals)
 
 
@@ -94,7 +94,7 @@ class ShapesRegionCNN(RegionCNN):
             bg_iou_thresh=0.3,
             batch_size_per_image=rpn_batch_per_image,
             positive_fraction=0.5,
-            pre_nms_top_n={"training": RPN_PRE_NMS, "testing": RPN_PRE_NMS},
+            pre_nms_top_n=dict(RPN_PRE_NMS),
             post_nms_top_n={"training": rpn_proposals, "testing": RPN_POST_NMS_TEST},
             nms_thresh=0.7,
         )

@@ -125,8 +125,9 @@ def train_region_cnn(
             x, boxes, labels = load_batch(model, chunk, index, tp.hflip, rng)
             losses, accuracy = training_losses(model, x, boxes, labels, tp, gen)
             loss = sum(losses.values())
-            if not torch.isfinite(loss):
-                raise TrainingError(f"region_cnn: the loss became {float(loss)} at epoch {epoch + 1}, step {step + 1} "
+            value = float(loss.detach())
+            if not math.isfinite(value):
+                raise TrainingError(f"region_cnn: the loss became {value} at epoch {epoch + 1}, step {step + 1} "
                                     "(lower regions.train.lr)")
             optimizer.zero_grad()
             loss.backward()
@@ -134,9 +135,9 @@ def train_region_cnn(
             schedule.step()
             for k, v in losses.items():
                 sums[k] += float(v.detach())
-            sums["loss"] += float(loss)
+            sums["loss"] += value
             sums["train_roi_accuracy"] += accuracy
-            bar.set_postfix(loss=f"{float(loss):.3f}")
+            bar.set_postfix(loss=f"{value:.3f}")
         metrics = {k: v / n_steps for k, v in sums.items()}
         metrics["epoch_seconds"] = time.perf_counter() - start
         if val:

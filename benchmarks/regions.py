@@ -159,24 +159,31 @@ def rss_child(dataset_json: str, out: str) -> None:
     write_regions(model, records, out, params.detect, params.batch_size, params.feats_dtype)
 
 
+def peak_rss(command: list[str]) -> float:
+    """Peak resident memory (MiB) of a child process running `command`."""
+    child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _, status, usage = os.wait4(child.pid, 0)
+    if status != 0:
+        raise SystemExit(f"{' '.join(command)} failed (status {status})")
+    return usage.ru_maxrss / 1024  # KiB -> MiB
+
+
 def memory(sizes: list[int]) -> None:
     dataset = load_dataset(DATASET)
     print(f"\n== peak RSS of the regions stage (fresh process each, batch {RegionsParams().batch_size})")
+    base = peak_rss([sys.executable, "-c", "import dvsa.regions.extract, dvsa.regions.checkpoint"])
+    print(f"imports only (torch, torchvision, h5py): {base:7.1f} MiB")
     peaks = []
     with tempfile.TemporaryDirectory() as tmp:
         for n in sizes:
             path = subset(dataset, n, Path(tmp))
             start = time.perf_counter()
-            child = subprocess.Popen([sys.executable, __file__, "--rss-child", str(path), str(Path(tmp) / f"r{n}.h5")],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            _, status, usage = os.wait4(child.pid, 0)
-            if status != 0:
-                raise SystemExit(f"regions on {n} images failed (status {status})")
-            peaks.append(usage.ru_maxrss / 1024)  # KiB -> MiB
+            peaks.append(peak_rss([sys.executable, __file__, "--rss-child", str(path), str(Path(tmp) / f"r{n}.h5")]))
             size = (Path(tmp) / f"r{n}.h5").stat().st_size / 2**20
             print(f"{n:6d} images: peak RSS {peaks[-1]:7.1f} MiB, regions.h5 {size:7.1f} MiB, "
                   f"{time.perf_counter() - start:5.1f} s")
-    print(f"peak RSS ratio {sizes[-1]}/{sizes[0]} images: {peaks[-1] / peaks[0]:.2f}")
+    print(f"peak RSS ratio {sizes[-1]}/{sizes[0]} images: {peaks[-1] / peaks[0]:.2f} "
+          f"(above the imports: {peaks[0] - base:.0f} vs {peaks[-1] - base:.0f} MiB)")
 
 
 def main() -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from dvsa.data.dataset import load_dataset
+from dvsa.errors import ParamsError
 from dvsa.io import write_json
 from dvsa.params import load_params
 from dvsa.regions.checkpoint import load_region_cnn
@@ -25,6 +26,8 @@ METRICS = Path("metrics/regions.json")
 def main() -> None:
     params = load_params(RegionsParams, "regions")
     records = image_records(load_dataset(DATASET), DATASET)
+    if params.detect.proposals == "oracle" and not any(len(r.boxes) for r in records):
+        raise ParamsError(f"regions.detect.proposals: oracle needs the true objects of the shapes world; {DATASET} has none")
     model = load_region_cnn(MODEL)
     recall = write_regions(model, records, OUT, params.detect, params.batch_size, params.feats_dtype)
     metrics: dict[str, object] = {"n_images": len(records), **recall}

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from dvsa.errors import InputError
+from dvsa.errors import InputError, ParamsError
 from dvsa.regions.extract import extract_regions
 from dvsa.regions.shapes_net import ShapesRegionCNN
 from dvsa.regions.store import N_REGIONS
@@ -67,3 +67,10 @@ def test_oracle_without_true_boxes_is_an_error() -> None:
     images, _ = toy_images([(64, 64)])
     with pytest.raises(InputError, match="oracle"):
         extract_regions(toy_model(), images, tiny_params(proposals="oracle").detect)
+
+
+def test_input_size_must_fit_the_stride() -> None:
+    net = tiny_params().net
+    net.input_size = 60
+    with pytest.raises(ParamsError, match="regions.net.input_size: must be a multiple of 8"):
+        ShapesRegionCNN(net, ["a"])

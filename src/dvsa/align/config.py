@@ -22,13 +22,13 @@ class AlignmentParams:
     margin: float = field(default=1.0, metadata={"gt": 0.0})  # eq. (9)
     dropout: float = field(default=0.0, metadata={"min": 0.0, "max": 0.9})  # non-recurrent layers only
     optimizer: Literal["sgd", "adam"] = "sgd"  # SGD with momentum as in the paper, Adam as an option
-    lr: float = field(default=0.05, metadata={"gt": 0.0})
+    lr: float = field(default=0.001, metadata={"gt": 0.0})
     momentum: float = field(default=0.9, metadata={"min": 0.0, "max": 0.999})
     weight_decay: float = field(default=1e-4, metadata={"min": 0.0})
     grad_clip: float = field(default=5.0, metadata={"min": 0.0})  # element-wise clip; 0 disables
     batch_size: int = field(default=100, metadata={"min": 2})  # images per batch
     seq_per_img: int = field(default=5, metadata={"min": 1})  # sentences per image per batch
-    epochs: int = field(default=15, metadata={"min": 1})
+    epochs: int = field(default=8, metadata={"min": 1})
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

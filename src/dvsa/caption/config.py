@@ -14,7 +14,7 @@ class CaptionerParams:
     rnn_size: int = field(default=256, metadata={"min": 1})
     num_layers: int = field(default=1, metadata={"min": 1, "max": 4})
     input_encoding_size: int = field(default=256, metadata={"min": 1})
-    drop_prob_lm: float = field(default=0.5, metadata={"min": 0.0, "max": 0.9})
+    drop_prob_lm: float = field(default=0.2, metadata={"min": 0.0, "max": 0.9})
     # standardize: features -> (x - mean) / std with the train split's statistics before the encoder
     feat_norm: Literal["standardize", "none"] = "standardize"
     # batches
@@ -29,11 +29,11 @@ class CaptionerParams:
     weight_decay: float = field(default=0.0, metadata={"min": 0.0})  # L2 on every weight
     grad_clip: float = field(default=0.1, metadata={"gt": 0.0})  # each gradient element clamped to ±grad_clip
     # eps = eps0 * 2^(-(i - i0) / T) for i > i0 = learning_rate_decay_start (-1: no decay), T = ..._every
-    learning_rate_decay_start: int = field(default=-1, metadata={"min": -1})
+    learning_rate_decay_start: int = field(default=500, metadata={"min": -1})
     learning_rate_decay_every: int = field(default=500, metadata={"min": 1})
     # validation: loss and greedy-caption language metrics on the first val_images val images
     val_every: int = field(default=250, metadata={"min": 1})
-    val_images: int = field(default=100, metadata={"min": 1})
+    val_images: int = field(default=200, metadata={"min": 1})
     # training stops with an error when the loss is not finite or exceeds explode_factor x the first loss
     explode_factor: float = field(default=3.0, metadata={"gt": 1.0})
 

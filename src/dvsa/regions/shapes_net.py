@@ -83,6 +83,8 @@ class ShapesRegionCNN(RegionCNN):
         """`rpn_batch_per_image` anchors are sampled for the RPN loss and `rpn_proposals` proposals kept per
         image while training; neither matters at inference."""
         super().__init__()
+        if net.input_size % STRIDE:
+            raise ParamsError(f"regions.net.input_size: must be a multiple of {STRIDE}, got {net.input_size}")
         self.net, self.classes = net, list(classes)
         self.fc7_dim = net.fc7_dim
         self.trunk = make_trunk(net.channels)

@@ -4,12 +4,13 @@ import signal
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
 from dvsa.caption.checkpoint import load_captioner, load_checkpoint
 from dvsa.caption.config import CaptionerParams
-from dvsa.caption.train import learning_rate, train_captioner
+from dvsa.caption.train import feature_stats, learning_rate, train_captioner
 from dvsa.data.labels import read_labels
 from dvsa.errors import TrainingError
 from dvsa.regions.store import RegionStore
@@ -97,3 +98,20 @@ def test_exploding_loss_stops_with_a_training_error_and_no_model(toy: dict[str, 
     assert "\n" not in str(e.value)
     assert not (tmp_path / "captioner.pt").exists()
     assert not (tmp_path / "captioner.resume.pt").exists()
+
+
+def test_feature_stats_are_the_train_mean_and_std(toy: dict[str, Path]) -> None:
+    labels = read_labels(toy["labels"], toy["vocab"])
+    rows = labels.split_indices("train")
+    with RegionStore(toy["regions"]) as store:
+        mean, std = feature_stats(store, rows, chunk=7)
+        f = store.feats(rows, region=0).astype(np.float64)
+    assert np.allclose(mean.numpy(), f.mean(0), atol=1e-5)
+    assert np.allclose(std.numpy(), np.sqrt(f.var(0) + 1e-4), atol=1e-5)
+
+
+@pytest.mark.parametrize("feat_norm", ["standardize", "none"])
+def test_the_checkpoint_carries_the_feature_standardisation(toy: dict[str, Path], tmp_path: Path, feat_norm: str) -> None:
+    run(toy, tmp_path, replace(TINY, max_iters=2, val_every=2, feat_norm=feat_norm))
+    model, _, _ = load_captioner(tmp_path / "captioner.pt")
+    assert bool((model.feat_mean != 0).any()) == (feat_norm == "standardize")

@@ -28,7 +28,7 @@ class AlignmentParams:
     grad_clip: float = field(default=5.0, metadata={"min": 0.0})  # element-wise clip; 0 disables
     batch_size: int = field(default=100, metadata={"min": 2})  # images per batch
     seq_per_img: int = field(default=5, metadata={"min": 1})  # sentences per image per batch
-    epochs: int = field(default=8, metadata={"min": 1})
+    epochs: int = field(default=6, metadata={"min": 1})
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

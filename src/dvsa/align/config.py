@@ -15,6 +15,7 @@ class AlignmentParams:
     """
 
     seed: int = 123
+    threads: int = field(default=1, metadata={"min": 0})  # torch CPU threads while training (0: torch's default)
     hidden_size: int = field(default=256, metadata={"min": 1})  # h: size of v_i, e_t, h_t^f, h_t^b, s_t
     word_embedding_size: int = field(default=128, metadata={"min": 1})  # size of x_t = W_w I_t
     feat_norm: Literal["l2", "none"] = "l2"  # scale each region's CNN feature to unit length before eq. (1)

@@ -113,6 +113,8 @@ def train(
     if len(labels.split_indices("train")) < 2:
         raise InputError("labels.h5: the ranking loss needs at least 2 training images")
     fingerprint = data_fingerprint(labels, store)
+    if p.threads:
+        torch.set_num_threads(p.threads)
     torch.manual_seed(p.seed)
     model = AlignmentModel(labels.vocab_size, store.dim, p)
     optimizer = make_optimizer(model, p)

@@ -9,6 +9,7 @@ from typing import Any, Literal
 @dataclass
 class CaptionerParams:
     seed: int = 123
+    threads: int = field(default=1, metadata={"min": 0})  # torch CPU threads while training (0: torch's default)
     # the model
     rnn_type: Literal["lstm", "rnn"] = "lstm"  # neuraltalk2's LSTM, or the paper's multimodal RNN (eq. 13)
     rnn_size: int = field(default=256, metadata={"min": 1})

@@ -152,6 +152,8 @@ def train_captioner(
         raise InputError("labels: no images in the val split")
     if len(store) != len(labels.images):
         raise InputError(f"{store.path}: {len(store)} images but the labels have {len(labels.images)}")
+    if params.threads:
+        torch.set_num_threads(params.threads)
     torch.manual_seed(params.seed)
     model = Captioner(
         vocab_size=labels.vocab_size,

@@ -86,7 +86,7 @@ class Captioner(nn.Module):
         feats (B, D) image features, labels (B * S, L) 0-padded words; returns (B * S, L + 1, V + 1): row t
         predicts word t (t < L) and END after the last word.
         """
-        n, length = labels.shape
+        n = labels.shape[0]
         words = self.embed(labels)  # (N, L, E)
         start = self.embed(labels.new_zeros(n, 1))  # (N, 1, E)
         if self.rnn_type == "lstm":

@@ -35,6 +35,7 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 DOWNLOADS = "https://download.pytorch.org/models"
 CONV5_STRIDE = 16
+MIN_SIDE = 64  # network pixels: AlexNet's conv layers need >= 31, VGG16's >= 16
 
 
 @dataclass(frozen=True)
@@ -144,12 +145,13 @@ class PretrainedRegionCNN(RegionCNN):
         return cls(backbone, pretrained, build_encoder(backbone), DETECTORS[pretrained.detector].build())
 
     def prepare(self, images: list[Image.Image]) -> Prepared:
-        """Shorter side to min_size, longer side at most max_size (aspect kept), as Fast R-CNN."""
+        """Shorter side to min_size, longer side at most max_size (aspect kept), as Fast R-CNN; a very
+        elongated image (e.g. 5000 x 20) is stretched so that its shorter side keeps MIN_SIDE pixels."""
         tensors = []
         for im in images:
             w, h = im.size
             s = min(self.pretrained.min_size / min(w, h), self.pretrained.max_size / max(w, h))
-            tensors.append(to_tensor(im, max(1, round(w * s)), max(1, round(h * s))))
+            tensors.append(to_tensor(im, max(MIN_SIDE, round(w * s)), max(MIN_SIDE, round(h * s))))
         return Prepared(tensors, [im.size for im in images])
 
     def features(self, prepared: Prepared) -> list[torch.Tensor]:

@@ -23,7 +23,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -34,15 +34,21 @@ import torch
 import yaml
 from PIL import Image
 
+from dvsa.caption.checkpoint import load_checkpoint
+from dvsa.data.dataset import load_karpathy
+from dvsa.data.images import load_rgb
+from dvsa.errors import InputError
 from dvsa.evaluate import coco
 from dvsa.regions.checkpoint import save_region_cnn
-from dvsa.regions.config import PretrainedParams, RegionsParams
+from dvsa.regions.config import PretrainedParams
 from dvsa.regions.extract import extract_regions
 from dvsa.regions.pretrained import DETECTORS, ENCODERS, PretrainedRegionCNN
 from dvsa.regions.shapes_net import ShapesRegionCNN
 from dvsa.regions.store import N_REGIONS
 from dvsa.stage import run_stage
-from dvsa.data.images import load_rgb
+from tests.caption.test_train import TINY as CAPTION_TINY
+from tests.caption.test_train import run as run_captioner
+from tests.caption.toy import write_toy
 from tests.conftest import REPO, write_karpathy
 from tests.regions.test_pretrained import small_state_dict
 from tests.regions.toy import tiny_params
@@ -80,10 +86,9 @@ def dvc(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def write_params(root: Path, override: dict[str, Any]) -> None:
-    """Change the project's params.yaml (the repository's, with TINY, at first) by `override`."""
+    """Change the project's params.yaml by `override`."""
     path = root / "params.yaml"
-    params = yaml.safe_load(path.read_text()) if path.is_file() else merge(yaml.safe_load((REPO / "params.yaml").read_text()), TINY)
-    path.write_text(yaml.safe_dump(merge(params, override), sort_keys=False))
+    path.write_text(yaml.safe_dump(merge(yaml.safe_load(path.read_text()), override), sort_keys=False))
 
 
 @pytest.fixture(scope="module")
@@ -97,7 +102,7 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
             continue
         (root / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(REPO / name, root / name)
-    write_params(root, {})
+    write_params(root, TINY)
     # dvclive cannot start in a git repository without commits ("Empty git repo"): commit, as a clone has
     git = ["git", "-c", "user.name=dvsa", "-c", "user.email=dvsa@localhost"]
     subprocess.run(["git", "init", "-q"], cwd=root, check=True)
@@ -117,6 +122,7 @@ class Kill:
     sizes: list[dict[str, Any]]  # params overrides, more work each: the next is tried when a run ends too soon
     midway: Callable[[Path], bool]  # the run is visibly in the middle
     restore_tiny: bool = False  # back to TINY after the rerun (else every later stage would be out of date)
+    via_dvc: bool = False  # kill `dvc repro <stage>` and the stage it runs, as one process group
 
 
 def _some(pattern: str, at_least: int = 1) -> Callable[[Path], bool]:
@@ -126,24 +132,26 @@ def _some(pattern: str, at_least: int = 1) -> Callable[[Path], bool]:
 KILLS = [
     Kill("dataset", [{"dataset": {"shapes": {"n_train": 400}}}, {"dataset": {"shapes": {"n_train": 4000}}}],
          _some("data/.dataset.*.tmp/images/*.png", 20), restore_tiny=True),
-    Kill("region_cnn", [{"regions": {"train": {"epochs": 4}}}, {"regions": {"train": {"epochs": 16}}}],
+    Kill("region_cnn", [{"regions": {"train": {"epochs": 3}}}, {"regions": {"train": {"epochs": 12}}}],
          _some("logs/region_cnn/metrics.json")),  # written after the first epoch
     Kill("regions", [{"regions": {"batch_size": 4}}, {"regions": {"batch_size": 1}}],
          _some("data/regions/.regions.h5.*.tmp")),  # the writer is open
     Kill("train_alignment", [{"alignment": {"epochs": 8}}, {"alignment": {"epochs": 32}}],
          _some("models/alignment_resume.pt")),  # saved after the first epoch
     Kill("train_captioner", [{"captioner": {"max_iters": 60}}, {"captioner": {"max_iters": 240}}],
-         _some("models/captioner.resume.pt")),  # saved at the first validation (iteration 6)
+         _some("models/captioner.resume.pt"), via_dvc=True),  # saved at the first validation (iteration 6)
 ]
 
 
-def stage_outs(root: Path, stage: str) -> tuple[list[str], list[str]]:
-    """(outs DVC takes as the stage's result, persistent outs) of `stage` in dvc.yaml."""
+def stage_outs(root: Path, stage: str) -> tuple[list[str], list[str], list[str]]:
+    """Of `stage` in dvc.yaml: the outs DVC takes as its result, the persistent outs, the metrics and plots."""
+    spec = yaml.safe_load((root / "dvc.yaml").read_text())["stages"][stage]
     outs, persist = [], []
-    for out in yaml.safe_load((root / "dvc.yaml").read_text())["stages"][stage]["outs"]:
+    for out in spec["outs"]:
         path, opts = (out, {}) if isinstance(out, str) else next(iter(out.items()))
         (persist if (opts or {}).get("persist") else outs).append(path)
-    return outs, persist
+    logs = [m if isinstance(m, str) else next(iter(m)) for m in spec.get("metrics", []) + spec.get("plots", [])]
+    return outs, persist, logs
 
 
 def lock_outs(root: Path, stage: str) -> list[dict[str, Any]]:
@@ -160,31 +168,34 @@ def remove(root: Path, paths: list[str]) -> None:
             target.unlink(missing_ok=True)
 
 
-def kill_midway(root: Path, stage: str, midway: Callable[[Path], bool], log: Path) -> bool:
-    """Run stages/<stage>.py and SIGKILL it as soon as `midway(root)` holds; False if it ended first."""
+def kill_midway(root: Path, kill: Kill, log: Path) -> bool:
+    """Run the stage and SIGKILL it (with all it started) as soon as `kill.midway(root)` holds; False if it
+    ended first."""
+    command = ["-m", "dvc", "repro", kill.stage] if kill.via_dvc else [f"stages/{kill.stage}.py"]
     with open(log, "w") as err:
-        proc = subprocess.Popen([sys.executable, f"stages/{stage}.py"], cwd=root, env=project_env(root),
-                                stdout=subprocess.DEVNULL, stderr=err)
+        proc = subprocess.Popen([sys.executable, *command], cwd=root, env=project_env(root),
+                                stdout=subprocess.DEVNULL, stderr=err, start_new_session=True)
         deadline = time.monotonic() + 300
-        while proc.poll() is None and not midway(root):
-            assert time.monotonic() < deadline, f"{stage} never got mid-way"
+        while proc.poll() is None and not kill.midway(root):
+            assert time.monotonic() < deadline, f"{kill.stage} never got mid-way"
             time.sleep(0.01)
-        proc.send_signal(signal.SIGKILL)
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
         code = proc.wait()
     if code == -signal.SIGKILL:
         return True
-    assert code == 0, f"{stage} failed instead of being killed:\n{log.read_text()[-3000:]}"
+    assert code == 0, f"{kill.stage} failed instead of being killed:\n{log.read_text()[-3000:]}"
     return False
 
 
 @pytest.mark.parametrize("kill", KILLS, ids=[k.stage for k in KILLS])
 def test_stage_killed_midway_leaves_nothing_done_and_reruns(project: Path, kill: Kill, tmp_path: Path) -> None:
-    outs, persist = stage_outs(project, kill.stage)
+    outs, persist, logs = stage_outs(project, kill.stage)
     before = lock_outs(project, kill.stage)
     for size in kill.sizes:
         write_params(project, size)
-        remove(project, outs + persist)  # as `dvc repro` removes a stage's outputs before running it
-        if kill_midway(project, kill.stage, kill.midway, tmp_path / "stderr.txt"):
+        remove(project, outs + persist + logs)  # as `dvc repro` does before running it (and a fresh start)
+        if kill_midway(project, kill, tmp_path / "stderr.txt"):
             break
     else:
         pytest.fail(f"{kill.stage} finished before it could be killed, even with {kill.sizes[-1]}: add a larger size")
@@ -208,3 +219,293 @@ def test_stage_killed_midway_leaves_nothing_done_and_reruns(project: Path, kill:
         write_params(project, {"dataset": TINY["dataset"]})
         dvc(project, "repro", kill.stage)
         assert lock_outs(project, kill.stage) == before
+
+
+class Killed(Exception):
+    """Stands for a SIGKILL: nothing of the trainer's own interrupt handling runs."""
+
+
+def test_captioner_resumes_exactly_from_the_save_a_kill_leaves(tmp_path: Path) -> None:
+    """A SIGKILL leaves the resume file of the last validation, not the one a Ctrl-C writes (that one is
+    tested in tests/caption/test_train.py; the alignment trainer's per-epoch save in tests/align/test_train.py)."""
+    toy = write_toy(tmp_path / "toy")
+    params = replace(CAPTION_TINY, drop_prob_lm=0.5)  # validation (and resume save) every 10 iterations
+    run_captioner(toy, tmp_path / "whole", params)
+
+    def die(iteration: int) -> None:
+        if iteration == 15:
+            raise Killed
+
+    with pytest.raises(Killed):
+        run_captioner(toy, tmp_path / "killed", params, on_iteration=die)
+    assert load_checkpoint(tmp_path / "killed" / "captioner.resume.pt")["iteration"] == 10
+    assert run_captioner(toy, tmp_path / "killed", params)["resumed"]
+    a, b = (load_checkpoint(tmp_path / d / "captioner.pt") for d in ("whole", "killed"))
+    assert a["history"] == b["history"]
+    for k in a["state_dict"]:
+        assert torch.equal(a["state_dict"][k], b["state_dict"][k]), k
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Bad input: one line "error: ...", exit code 1, no traceback, nothing written
+
+
+def call_stage(name: str, capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+    """Run stages/<name>.py's main() as its __main__ does (in this process, in the current directory);
+    return (exit code, stderr)."""
+    main = runpy.run_path(str(REPO / "stages" / f"{name}.py"), run_name="stage")["main"]
+    capsys.readouterr()
+    try:
+        run_stage(main)
+        code = 0
+    except SystemExit as e:
+        code = int(e.code or 0)
+    return code, capsys.readouterr().err
+
+
+def assert_one_error(code: int, err: str, *fragments: str) -> str:
+    lines = [line for line in err.splitlines() if line.startswith("error:")]
+    assert code == 1 and len(lines) == 1 and "Traceback" not in err, err
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+    return lines[0]
+
+
+def files_under(root: Path) -> set[Path]:
+    return {p for p in root.rglob("*") if p.is_file()}
+
+
+@pytest.fixture
+def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """An empty project folder as the current directory, with torch on one thread."""
+    monkeypatch.chdir(tmp_path)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield tmp_path
+    torch.set_num_threads(threads)
+
+
+@pytest.mark.parametrize(
+    ("stage", "params", "message"),
+    [
+        ("region_cnn", "regions:\n  net:\n    fc7_dim: big\n", "params.yaml: regions.net.fc7_dim: expected an integer, got 'big'"),
+        ("region_cnn", "regions:\n  backbone: resnet\n", "params.yaml: regions.backbone: expected one of"),
+        ("regions", "regions:\n  detect:\n    nms_iuo: 0.5\n", "params.yaml: regions.detect.nms_iuo: unknown key"),
+        ("regions", "regions:\n  feats_dtype: float64\n", "params.yaml: regions.feats_dtype: expected one of"),
+        ("train_alignment", "alignment:\n  epochs: 1.5\n", "params.yaml: alignment.epochs: expected an integer, got 1.5"),
+        ("train_alignment", "alignment:\n  hidden: 8\n", "params.yaml: alignment.hidden: unknown key"),
+        ("evaluate_alignment", "evaluate:\n  alignment:\n    split: train\n", "params.yaml: evaluate.alignment.split: expected one of"),
+        ("train_captioner", "captioner:\n  rnn_size: big\n", "params.yaml: captioner.rnn_size: expected an integer, got 'big'"),
+        ("train_captioner", "captioner:\n  lr: 0.1\n", "params.yaml: captioner.lr: unknown key"),
+        ("evaluate_captioner", "evaluate:\n  captioning:\n    method: nucleus\n", "params.yaml: evaluate.captioning.method: expected one of"),
+        ("train_captioner", "captioning:\n  rnn_size: 8\n", "params.yaml: captioning: unknown section"),
+        ("regions", "regions: [1, 2\n", "params.yaml: not valid YAML"),
+    ],
+)
+def test_bad_params_are_one_line_naming_the_key(workdir: Path, capsys: pytest.CaptureFixture[str], stage: str,
+                                                 params: str, message: str) -> None:
+    (workdir / "params.yaml").write_text(params)
+    assert_one_error(*call_stage(stage, capsys), message)
+    assert files_under(workdir) == {workdir / "params.yaml"}
+
+
+@pytest.mark.parametrize(
+    ("stage", "message"),
+    [
+        ("region_cnn", "data/dataset/dataset.json: file not found"),
+        ("regions", "data/dataset/dataset.json: file not found"),
+        ("train_alignment", "data/prepro/vocab.json: file not found"),
+        ("evaluate_alignment", "models/alignment.pt: file not found"),
+        ("train_captioner", "data/prepro/vocab.json: file not found"),
+        ("evaluate_captioner", "models/captioner.pt: file not found"),
+    ],
+)
+def test_missing_input_file_is_one_line_naming_it(workdir: Path, capsys: pytest.CaptureFixture[str], stage: str,
+                                                   message: str) -> None:
+    (workdir / "params.yaml").write_text("")
+    assert_one_error(*call_stage(stage, capsys), message)
+    assert files_under(workdir) == {workdir / "params.yaml"}
+
+
+def test_missing_pretrained_weights_is_one_line(workdir: Path, capsys: pytest.CaptureFixture[str],
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TORCH_HOME", str(workdir / "empty_torch_home"))
+    (workdir / "params.yaml").write_text("regions:\n  backbone: vgg16\n")
+    folder = workdir / "empty_torch_home" / "hub" / "checkpoints"
+    line = assert_one_error(*call_stage("region_cnn", capsys), "vgg16-397923af.pth not found", f"{folder}/")
+    assert "regions.pretrained.encoder_weights" in line  # the fix
+    assert files_under(workdir) == {workdir / "params.yaml"}
+
+
+def odd_images(folder: Path) -> dict[str, tuple[int, int]]:
+    """Valid images in unusual formats, modes and shapes: {file name: (width, height)}."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    rgb = rng.integers(0, 255, (40, 50, 3), dtype=np.uint8)
+    Image.fromarray(rgb).convert("CMYK").save(folder / "cmyk.jpg")
+    Image.fromarray(rng.integers(0, 255, (40, 50, 4), dtype=np.uint8), "RGBA").save(folder / "rgba.png")
+    Image.fromarray(rng.integers(0, 65535, (40, 50), dtype=np.uint16)).save(folder / "gray16.png")
+    Image.fromarray(rgb[:1, :1]).save(folder / "one_pixel.png")
+    Image.fromarray(rng.integers(0, 255, (20, 5000, 3), dtype=np.uint8)).save(folder / "wide.jpg")
+    Image.fromarray(rng.integers(0, 255, (5000, 20, 3), dtype=np.uint8)).save(folder / "tall.png")
+    return {"cmyk.jpg": (50, 40), "rgba.png": (50, 40), "gray16.png": (50, 40), "one_pixel.png": (1, 1),
+            "wide.jpg": (5000, 20), "tall.png": (20, 5000)}
+
+
+def karpathy_project(root: Path, files: list[str]) -> Path:
+    """A project folder whose params.yaml points the dataset stage at a Karpathy json over `files`
+    (in root/src/images/sub/), and a tiny untrained shapes region CNN in models/region_cnn.pt."""
+    json_path, images = write_karpathy(root / "src", n_images=len(files))
+    data = json.loads(json_path.read_text())
+    for image, name in zip(data["images"], files):
+        (images / "sub" / image["filename"]).unlink()
+        image["filename"] = name
+    json_path.write_text(json.dumps(data))
+    regions = tiny_params()
+    save_region_cnn(ShapesRegionCNN(regions.net, ["blue circle", "red square"]), regions, root / "models/region_cnn.pt")
+    params = {"dataset": {"source": "karpathy", "karpathy": {"json": str(json_path), "images": str(images)}},
+              "regions": regions.to_dict()}
+    (root / "params.yaml").write_text(yaml.safe_dump(params))
+    return images / "sub"
+
+
+def test_odd_images_go_through_the_dataset_and_regions_stages(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    folder = workdir / "src" / "images" / "sub"
+    sizes = odd_images(folder)
+    karpathy_project(workdir, list(sizes))
+    assert call_stage("dataset", capsys)[0] == 0
+    code, err = call_stage("regions", capsys)
+    assert code == 0, err
+    with h5py.File(workdir / "data/regions/regions.h5") as f:
+        boxes, n, feats = f["boxes"][()], f["n_regions"][()], f["feats"][()]
+    assert feats.shape[:2] == (len(sizes), N_REGIONS) and np.isfinite(feats).all()
+    for i, (w, h) in enumerate(sizes.values()):
+        assert 1 <= n[i] <= N_REGIONS
+        np.testing.assert_allclose(boxes[i, 0], [0, 0, w, h])  # region 0: the whole image, in its own pixels
+        real = boxes[i, : n[i]]
+        assert (real[:, 0] >= 0).all() and (real[:, 2] <= w + 1e-3).all() and (real[:, 3] <= h + 1e-3).all()
+
+
+@pytest.mark.parametrize("backbone", ["alexnet", "vgg16"])
+def test_odd_images_through_the_pretrained_encoders(workdir: Path, monkeypatch: pytest.MonkeyPatch,
+                                                    backbone: str) -> None:
+    hub = workdir / "torch_home" / "hub" / "checkpoints"
+    hub.mkdir(parents=True)
+    monkeypatch.setenv("TORCH_HOME", str(workdir / "torch_home"))
+    detector = "fasterrcnn_mobilenet_v3_large_320_fpn"
+    torch.save(small_state_dict(ENCODERS[backbone].build, 0), hub / ENCODERS[backbone].filename)
+    torch.save(small_state_dict(DETECTORS[detector].build, 1), hub / DETECTORS[detector].filename)
+    model = PretrainedRegionCNN.assemble(backbone, PretrainedParams(detector=detector, min_size=96, max_size=160))
+    sizes = odd_images(workdir / "images")
+    names = list(sizes) if backbone == "alexnet" else ["one_pixel.png", "wide.jpg", "tall.png"]
+    out = extract_regions(model, [load_rgb(workdir / "images" / name) for name in names])
+    assert np.isfinite(out.feats).all()
+    for i, name in enumerate(names):
+        np.testing.assert_allclose(out.boxes[i, 0], [0, 0, *sizes[name]])
+        assert out.n_regions[i] >= 1
+
+
+def test_truncated_jpeg_is_one_line_at_the_regions_stage(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    folder = workdir / "src" / "images" / "sub"
+    sizes = odd_images(folder)
+    data = (folder / "wide.jpg").read_bytes()
+    (folder / "wide.jpg").write_bytes(data[: len(data) // 2])  # the header is whole: the dataset stage accepts it
+    karpathy_project(workdir, list(sizes))
+    assert call_stage("dataset", capsys)[0] == 0
+    assert_one_error(*call_stage("regions", capsys), f"{folder / 'wide.jpg'}: cannot read image")
+    assert not (workdir / "data/regions").exists() or not any((workdir / "data/regions").iterdir())
+    assert not (workdir / "metrics").exists()
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        (lambda p: p.write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg"), "cannot read image"),
+        (lambda p: p.unlink(), "image file not found"),
+    ],
+    ids=["corrupt", "missing"],
+)
+def test_corrupt_or_missing_image_is_one_line_at_the_dataset_stage(workdir: Path, capsys: pytest.CaptureFixture[str],
+                                                                   damage: Callable[[Path], object], message: str) -> None:
+    folder = workdir / "src" / "images" / "sub"
+    sizes = odd_images(folder)
+    karpathy_project(workdir, list(sizes))
+    damage(folder / "cmyk.jpg")
+    assert_one_error(*call_stage("dataset", capsys), f"{folder / 'cmyk.jpg'}: {message}")
+    assert not (workdir / "data").exists() or not any((workdir / "data").rglob("*"))
+
+
+def test_alignment_nan_loss_is_one_line_and_leaves_no_model(project: Path, workdir: Path,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    (workdir / "data").symlink_to(project / "data")
+    (workdir / "params.yaml").write_text(yaml.safe_dump({"alignment": {**TINY["alignment"], "lr": 1e30}}))
+    assert_one_error(*call_stage("train_alignment", capsys), "alignment loss became", "lower alignment.lr")
+    assert not (workdir / "models").exists() or not any((workdir / "models").iterdir())
+
+
+def test_without_java_meteor_is_unavailable_with_one_warning(project: Path, workdir: Path,
+                                                              capsys: pytest.CaptureFixture[str],
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    dvc(project, "repro", "train_captioner")
+    monkeypatch.chdir(project)
+    monkeypatch.setenv("PATH", str(workdir))  # a PATH without java
+    assert not coco.java_available()
+    code, err = call_stage("evaluate_captioner", capsys)
+    assert code == 0, err
+    warnings = [line for line in err.splitlines() if "java" in line]
+    assert warnings == ["warning: java not found: METEOR unavailable, simple tokenizer instead of PTB"], err
+    metrics = json.loads((project / "metrics/captioning.json").read_text())
+    assert metrics["model"]["METEOR"] == "unavailable" and metrics["unavailable"]["METEOR"] == "java not found"
+    assert isinstance(metrics["model"]["CIDEr"], float)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Security
+
+
+def unsafe_loads(source: str) -> list[str]:
+    """Calls in `source` that may unpickle arbitrary objects: torch.load without weights_only=True,
+    pickle.load(s), numpy loads with allow_pickle=True, torch.hub.load (which downloads and runs code)."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.ImportFrom) and node.module in ("torch", "pickle") and any(
+            a.name in ("load", "loads") for a in node.names
+        ):
+            found.append(f"line {node.lineno}: {ast.unparse(node)}")
+        if not isinstance(node, ast.Call):
+            continue
+        name = ast.unparse(node.func)
+        kw = {k.arg: k.value for k in node.keywords}
+        if name == "torch.load" or name.endswith(".torch.load"):
+            value = kw.get("weights_only")
+            if not (isinstance(value, ast.Constant) and value.value is True):
+                found.append(f"line {node.lineno}: {ast.unparse(node)}")
+        elif name in ("pickle.load", "pickle.loads", "torch.hub.load"):
+            found.append(f"line {node.lineno}: {ast.unparse(node)}")
+        elif isinstance(kw.get("allow_pickle"), ast.Constant) and kw["allow_pickle"].value is True:
+            found.append(f"line {node.lineno}: {ast.unparse(node)}")
+    return found
+
+
+def test_the_unsafe_load_check_finds_unsafe_loads() -> None:
+    source = ("torch.load(p)\ntorch.load(p, weights_only=False)\ntorch.load(\n    p,\n    weights_only=True,\n)\n"
+              "pickle.loads(b)\nnp.load(p, allow_pickle=True)\ntorch.hub.load('a', 'b')\nfrom torch import load\n")
+    assert sorted(f.split(":")[0] for f in unsafe_loads(source)) == [f"line {i}" for i in (1, 10, 2, 7, 8, 9)]
+
+
+def test_every_checkpoint_and_weights_file_loads_with_weights_only() -> None:
+    sources = [p for d in ("src", "stages", "benchmarks") for p in sorted((REPO / d).rglob("*.py"))]
+    assert len(sources) > 20
+    found = {str(p.relative_to(REPO)): unsafe_loads(p.read_text()) for p in sources}
+    assert {k: v for k, v in found.items() if v} == {}
+    assert sum("torch.load(" in p.read_text() for p in sources) >= 4  # the checkpoints and weights are found
+
+
+def test_absolute_image_paths_cannot_escape_the_images_folder(karpathy: tuple[Path, Path]) -> None:
+    """../ paths: tests/data/test_dataset.py and tests/test_stage_errors.py; here an absolute one."""
+    json_path, images = karpathy
+    data = json.loads(json_path.read_text())
+    data["images"][1]["filepath"] = str(images.parent.parent)  # an existing folder outside the images root
+    json_path.write_text(json.dumps(data))
+    with pytest.raises(InputError, match=r"images\[1\]: path .* escapes the images folder"):
+        load_karpathy(json_path, images, "train")

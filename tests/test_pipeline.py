@@ -82,7 +82,10 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
         shutil.copy2(REPO / name, root / name)
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     (root / "params.yaml").write_text(yaml.safe_dump(merge(params, TINY), sort_keys=False))
+    git = ["git", "-c", "user.name=dvsa-test", "-c", "user.email=test@dvsa.invalid"]
     subprocess.run(["git", "init", "-q"], cwd=root, check=True)
+    subprocess.run([*git, "add", "-A"], cwd=root, check=True)
+    subprocess.run([*git, "commit", "-qm", "tiny"], cwd=root, check=True)  # dvclive needs a commit
     dvc(root, "repro")
     return root
 

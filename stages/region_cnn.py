@@ -9,9 +9,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from dvclive import Live
-
 from dvsa.data.dataset import load_dataset
+from dvsa.live import open_live
 from dvsa.params import load_params
 from dvsa.regions.checkpoint import save_region_cnn
 from dvsa.regions.config import RegionsParams
@@ -34,7 +33,7 @@ def main() -> None:
         return
     records = image_records(load_dataset(DATASET), DATASET)
     start = time.perf_counter()
-    with Live(str(LOGS), resume=False, save_dvc_exp=False, dvcyaml=None, report=None) as live:
+    with open_live(LOGS) as live:
 
         def log(epoch: int, metrics: dict[str, float]) -> None:
             for name, value in metrics.items():

@@ -9,7 +9,6 @@ import pytest
 from dvsa.data.config import DatasetParams, PreprocessParams
 from dvsa.errors import ParamsError
 from dvsa.params import load_params
-
 from tests.conftest import REPO
 
 

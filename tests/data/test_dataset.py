@@ -9,7 +9,6 @@ import pytest
 
 from dvsa.data.dataset import image_path, load_karpathy
 from dvsa.errors import InputError
-
 from tests.conftest import write_karpathy
 
 

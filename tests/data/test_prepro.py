@@ -13,7 +13,6 @@ from dvsa.data.dataset import load_karpathy
 from dvsa.data.labels import read_labels, write_labels
 from dvsa.data.prepro import build_labels, sentence_tokens
 from dvsa.data.vocab import UNK, tokenize
-
 from tests.conftest import write_karpathy
 
 

@@ -30,6 +30,7 @@ from dvsa.data.labels import Labels
 from dvsa.data.loader import iterate_batches
 from dvsa.errors import InputError, TrainingError
 from dvsa.io import atomic_path
+from dvsa.live import open_live
 from dvsa.params import from_mapping
 from dvsa.regions.store import RegionStore
 
@@ -122,7 +123,7 @@ def train(
     state = TrainState()
     if _resume(Path(resume_path), model, optimizer, rng, state, p, fingerprint, log):
         log(f"resuming from {resume_path} after epoch {state.epoch}")
-    live = Live(str(live_dir), resume=False, save_dvc_exp=False, dvcyaml=None)
+    live = open_live(live_dir)
     for row in state.history:
         _log_row(live, row)
     while state.epoch < p.epochs and (stop_after is None or state.epoch < stop_after):

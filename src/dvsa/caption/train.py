@@ -40,6 +40,7 @@ from dvsa.data.loader import CaptionBatch, iterate_batches
 from dvsa.data.vocab import decode
 from dvsa.errors import InputError, TrainingError
 from dvsa.evaluate.coco import coco_scores
+from dvsa.live import open_live
 from dvsa.regions.store import RegionStore
 
 LOG_EVERY = 10  # iterations per logged train-loss point (their mean)
@@ -184,7 +185,7 @@ def train_captioner(
     }
     resumed = _try_resume(resume_path, params, fingerprint, model, optimizer, st)
 
-    live = Live(str(log_dir), resume=False, save_dvc_exp=False, dvcyaml=False, report=None)
+    live = open_live(log_dir)
     for record in st["history"]:
         _log(live, record)
 

@@ -51,64 +51,19 @@ from tests.caption.test_train import TINY as CAPTION_TINY
 from tests.caption.test_train import run as run_captioner
 from tests.caption.toy import write_toy
 from tests.conftest import REPO, write_karpathy
+from tests.project import TINY as PROJECT_TINY
+from tests.project import copy_project, dvc, merge, project_env, write_params
 from tests.regions.test_pretrained import small_state_dict
 from tests.regions.toy import tiny_params
 
-# tests/test_pipeline.py's tiny configuration, with a smaller region network (the features only need to exist)
-TINY: dict[str, Any] = {
-    "dataset": {"shapes": {"n_train": 60, "n_val": 16, "n_test": 16, "image_size": 64}},
-    "preprocess": {"word_count_threshold": 2},
-    "regions": {"net": {"input_size": 64, "channels": [8, 16, 16, 32], "fc6_dim": 32, "fc7_dim": 64},
-                "train": {"epochs": 1, "batch_size": 8}, "batch_size": 16},
-    "alignment": {"hidden_size": 32, "word_embedding_size": 16, "batch_size": 20, "epochs": 2},
-    "captioner": {"rnn_size": 32, "input_encoding_size": 32, "batch_size": 8, "max_iters": 12, "val_every": 6,
-                  "val_images": 8},
-    "evaluate": {"alignment": {"n_figures": 1, "batch_size": 8}, "captioning": {"report_images": 4, "batch_size": 8}},
-}
-
-
-def merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
-    out = dict(base)
-    for k, v in override.items():
-        out[k] = merge(base.get(k) or {}, v) if isinstance(v, dict) else v
-    return out
-
-
-def project_env(root: Path) -> dict[str, str]:
-    return dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-                PYTHONPATH=str(root / "src"), DVC_NO_ANALYTICS="1", OMP_NUM_THREADS="1")
-
-
-def dvc(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run([sys.executable, "-m", "dvc", *args], cwd=root, env=project_env(root),
-                            capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, f"dvc {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}"
-    return result
-
-
-def write_params(root: Path, override: dict[str, Any]) -> None:
-    """Change the project's params.yaml by `override`."""
-    path = root / "params.yaml"
-    path.write_text(yaml.safe_dump(merge(yaml.safe_load(path.read_text()), override), sort_keys=False))
+# tests/project.py's tiny configuration, with a smaller region network (the features only need to exist)
+TINY = merge(PROJECT_TINY, {"regions": {"net": {"channels": [8, 16, 16, 32], "fc6_dim": 32, "fc7_dim": 64}}})
 
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A copy of the repository (git-listed files) on TINY, with every stage up to `regions` run."""
-    root = tmp_path_factory.mktemp("faults")
-    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=REPO, capture_output=True, text=True,
-                           check=True).stdout.split()
-    for name in files:
-        if name.startswith(("data/", "models/", "metrics/", "logs/", "reports/", "docs/")) or name == "dvc.lock":
-            continue
-        (root / name).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(REPO / name, root / name)
-    write_params(root, TINY)
-    # dvclive cannot start in a git repository without commits ("Empty git repo"): commit, as a clone has
-    git = ["git", "-c", "user.name=dvsa", "-c", "user.email=dvsa@localhost"]
-    subprocess.run(["git", "init", "-q"], cwd=root, check=True)
-    subprocess.run([*git, "add", "-A"], cwd=root, check=True)
-    subprocess.run([*git, "commit", "-qm", "tiny"], cwd=root, check=True)
+    root = copy_project(tmp_path_factory.mktemp("faults"), TINY)
     dvc(root, "repro", "preprocess", "regions")
     return root
 

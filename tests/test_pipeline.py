@@ -3,30 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
-import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
 
-from tests.conftest import REPO
+from tests.project import TINY, copy_project, dvc, merge
 
 pytestmark = pytest.mark.slow
-
-TINY: dict[str, Any] = {
-    "dataset": {"shapes": {"n_train": 60, "n_val": 16, "n_test": 16, "image_size": 64}},
-    "preprocess": {"word_count_threshold": 2},
-    "regions": {"net": {"input_size": 64, "fc6_dim": 64, "fc7_dim": 256}, "train": {"epochs": 1, "batch_size": 8},
-                "batch_size": 16},
-    "alignment": {"hidden_size": 32, "word_embedding_size": 16, "batch_size": 20, "epochs": 2},
-    "captioner": {"rnn_size": 32, "input_encoding_size": 32, "batch_size": 8, "max_iters": 12, "val_every": 6,
-                  "val_images": 8},
-    "evaluate": {"alignment": {"n_figures": 1, "batch_size": 8}, "captioning": {"report_images": 4, "batch_size": 8}},
-}
 
 # One param per stage: changing it must make exactly that stage out of date (its descendants follow).
 PARAM_OF_STAGE = {
@@ -53,39 +37,9 @@ DESCENDANTS = {
 }
 
 
-def dvc(cwd: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-               PYTHONPATH=str(cwd / "src"), DVC_NO_ANALYTICS="1")
-    result = subprocess.run([sys.executable, "-m", "dvc", *args], cwd=cwd, env=env, capture_output=True, text=True,
-                            timeout=1500)
-    if check:
-        assert result.returncode == 0, f"dvc {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}"
-    return result
-
-
-def merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
-    out = dict(base)
-    for k, v in override.items():
-        out[k] = merge(base.get(k) or {}, v) if isinstance(v, dict) else v
-    return out
-
-
 @pytest.fixture(scope="module")
 def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("project")
-    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=REPO, capture_output=True, text=True,
-                           check=True).stdout.split()
-    for name in files:
-        if name.startswith(("data/", "models/", "metrics/", "logs/", "reports/", "docs/")) or name == "dvc.lock":
-            continue
-        (root / name).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(REPO / name, root / name)
-    params = yaml.safe_load((REPO / "params.yaml").read_text())
-    (root / "params.yaml").write_text(yaml.safe_dump(merge(params, TINY), sort_keys=False))
-    git = ["git", "-c", "user.name=dvsa-test", "-c", "user.email=test@dvsa.invalid"]
-    subprocess.run(["git", "init", "-q"], cwd=root, check=True)
-    subprocess.run([*git, "add", "-A"], cwd=root, check=True)
-    subprocess.run([*git, "commit", "-qm", "tiny"], cwd=root, check=True)  # dvclive needs a commit
+    root = copy_project(tmp_path_factory.mktemp("project"), TINY)
     dvc(root, "repro")
     return root
 

@@ -60,7 +60,7 @@ def test_resume_after_interrupt_is_exact(world, tmp_path: Path) -> None:
     with RegionStore(world.regions_h5) as store:
         whole, whole_state = train(labels, store, p, tmp_path / "a.pt", tmp_path / "live_a", log=_quiet)
         train(labels, store, p, tmp_path / "b.pt", tmp_path / "live_b", stop_after=1, log=_quiet)
-        assert _weights(tmp_path / "b.pt")["epoch"] == 1
+        assert _weights(tmp_path / "b.pt")["state"]["epoch"] == 1
         lines: list[str] = []
         resumed, resumed_state = train(labels, store, p, tmp_path / "b.pt", tmp_path / "live_b", log=lines.append)
     assert any("resuming" in line for line in lines)

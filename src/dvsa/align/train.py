@@ -1,21 +1,19 @@
 """Training the alignment model with the ranking loss of eq. (9); validation R@K each epoch; exact resume.
 
 After every epoch the whole training state (weights, optimizer, epoch, best weights so far, the metric history
-and the numpy and torch RNG states) is written atomically to a resume file. A run that finds a resume file
-made with the same params and the same input data goes on from it, and ends with exactly the weights that an
+and the numpy and torch RNG states) is written atomically to a resume file (dvsa.train.state). A run that
+finds a resume file made with the same params and the same input data goes on from it, and ends with exactly the weights that an
 uninterrupted run would have reached.
 """
 
 from __future__ import annotations
 
 import copy
-import hashlib
 import math
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -33,8 +31,9 @@ from dvsa.io import atomic_path
 from dvsa.live import open_live
 from dvsa.params import from_mapping
 from dvsa.regions.store import RegionStore
+from dvsa.train.state import ResumeKey, data_fingerprint, load_resume, save_resume
 
-RESUME_FORMAT = "dvsa.alignment.resume/1"
+RESUME_FORMAT = "dvsa.alignment.resume/2"  # dvsa.train.state layout
 MODEL_FORMAT = "dvsa.alignment/1"
 
 
@@ -47,17 +46,6 @@ class TrainState:
     best_rsum: float = -math.inf
     best_state_dict: dict[str, torch.Tensor] = field(default_factory=dict)
     history: list[dict[str, float]] = field(default_factory=list)  # one row of logged metrics per epoch
-
-
-def data_fingerprint(labels: Labels, store: RegionStore) -> str:
-    """A hash of the captions and of the regions (boxes, counts, shape, first and last features)."""
-    h = hashlib.sha256()
-    for a in (labels.labels, labels.label_start_ix, labels.label_end_ix, store.boxes, store.n_regions):
-        h.update(np.ascontiguousarray(a).tobytes())
-    h.update(repr((len(store), store.dim, sorted(labels.ix_to_word.items()))).encode())
-    if len(store):
-        h.update(store.feats([0, len(store) - 1]).tobytes())
-    return h.hexdigest()
 
 
 def make_optimizer(model: torch.nn.Module, p: AlignmentParams) -> torch.optim.Optimizer:
@@ -113,7 +101,7 @@ def train(
     """
     if len(labels.split_indices("train")) < 2:
         raise InputError("labels.h5: the ranking loss needs at least 2 training images")
-    fingerprint = data_fingerprint(labels, store)
+    key = ResumeKey(RESUME_FORMAT, p.to_dict(), data_fingerprint(labels, store))
     if p.threads:
         torch.set_num_threads(p.threads)
     torch.manual_seed(p.seed)
@@ -121,7 +109,8 @@ def train(
     optimizer = make_optimizer(model, p)
     rng = np.random.default_rng(p.seed)
     state = TrainState()
-    if _resume(Path(resume_path), model, optimizer, rng, state, p, fingerprint, log):
+    objects = {"model": model, "optimizer": optimizer}
+    if load_resume(resume_path, key, state, objects, rng, log):
         log(f"resuming from {resume_path} after epoch {state.epoch}")
     live = open_live(live_dir)
     for row in state.history:
@@ -135,7 +124,7 @@ def train(
         if row["val/rsum"] > state.best_rsum:
             state.best_rsum, state.best_epoch = row["val/rsum"], state.epoch
             state.best_state_dict = copy.deepcopy(model.state_dict())
-        _save_resume(Path(resume_path), model, optimizer, rng, state, p, fingerprint)
+        save_resume(resume_path, key, state, objects, rng)
         _log_row(live, row)
         log(
             f"epoch {state.epoch}/{p.epochs}: loss {loss:.4f}  val R@1/5/10 annotation "
@@ -180,65 +169,6 @@ def _log_row(live: Live, row: dict[str, float]) -> None:
     for name, value in row.items():
         live.log_metric(name, value)
     live.next_step()
-
-
-def _save_resume(
-    path: Path,
-    model: AlignmentModel,
-    optimizer: torch.optim.Optimizer,
-    rng: np.random.Generator,
-    state: TrainState,
-    p: AlignmentParams,
-    fingerprint: str,
-) -> None:
-    ckpt = {
-        "format": RESUME_FORMAT,
-        "params": p.to_dict(),
-        "fingerprint": fingerprint,
-        "state_dict": model.state_dict(),
-        "optimizer": optimizer.state_dict(),
-        "epoch": state.epoch,
-        "best_epoch": state.best_epoch,
-        "best_rsum": state.best_rsum,
-        "best_state_dict": state.best_state_dict,
-        "history": state.history,
-        "rng": {"numpy": rng.bit_generator.state, "torch": torch.get_rng_state()},
-    }
-    with atomic_path(path) as tmp:
-        torch.save(ckpt, tmp)
-
-
-def _resume(
-    path: Path,
-    model: AlignmentModel,
-    optimizer: torch.optim.Optimizer,
-    rng: np.random.Generator,
-    state: TrainState,
-    p: AlignmentParams,
-    fingerprint: str,
-    log: Callable[[str], None],
-) -> bool:
-    """Restore `path` into the given objects if it was made with the same params and data."""
-    if not path.is_file():
-        return False
-    try:
-        ckpt: dict[str, Any] = torch.load(path, weights_only=True)
-    except Exception as e:  # noqa: BLE001 - any unreadable file means: start afresh
-        log(f"ignoring {path}: not readable ({type(e).__name__}); training from scratch")
-        return False
-    if ckpt.get("format") != RESUME_FORMAT or ckpt.get("params") != p.to_dict():
-        log(f"ignoring {path}: made with other params; training from scratch")
-        return False
-    if ckpt.get("fingerprint") != fingerprint:
-        log(f"ignoring {path}: made from other input data; training from scratch")
-        return False
-    model.load_state_dict(ckpt["state_dict"])
-    optimizer.load_state_dict(ckpt["optimizer"])
-    rng.bit_generator.state = ckpt["rng"]["numpy"]
-    torch.set_rng_state(ckpt["rng"]["torch"])
-    state.epoch, state.best_epoch, state.best_rsum = ckpt["epoch"], ckpt["best_epoch"], ckpt["best_rsum"]
-    state.best_state_dict, state.history = ckpt["best_state_dict"], ckpt["history"]
-    return True
 
 
 def save_model(

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from dvsa.data.images import load_rgb
+from dvsa.data.images import check_image, load_rgb
 from dvsa.errors import InputError
 
 
@@ -47,3 +47,10 @@ def test_corrupt_and_truncated(tmp_path: Path) -> None:
         load_rgb(tmp_path / "cut.jpg")
     with pytest.raises(InputError, match="gone.png: image file not found"):
         load_rgb(tmp_path / "gone.png")
+
+
+def test_a_directory_is_named_as_one(tmp_path: Path) -> None:
+    (tmp_path / "photos.jpg").mkdir()
+    for read in (load_rgb, check_image):
+        with pytest.raises(InputError, match=r"photos.jpg: is a directory, not an image file$"):
+            read(tmp_path / "photos.jpg")

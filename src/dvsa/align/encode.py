@@ -11,15 +11,14 @@ from dvsa.align.model import AlignmentModel
 from dvsa.align.ranking import annotation_chance, annotation_ranks, recall_summary, search_chance, search_ranks
 from dvsa.align.score import image_sentence_scores
 from dvsa.data.labels import Labels
+from dvsa.data.rows import check_rows
 from dvsa.errors import InputError
 from dvsa.regions.store import RegionStore
 
 
 def check_inputs(labels: Labels, store: RegionStore, regions_path: str = "regions.h5") -> None:
-    """Rows of labels.h5 and regions.h5 must be the same images, and each image needs a real region."""
-    n = len(labels.label_start_ix)
-    if len(store) != n:
-        raise InputError(f"{regions_path}: {len(store)} images but labels.h5 has {n} (rerun `dvc repro regions`)")
+    """Rows of labels.h5 and regions.h5 must be the same images (by id), and each image needs a real region."""
+    check_rows(labels, store, regions_path)
     if len(store.n_regions) and int(store.n_regions.min()) < 1:
         bad = int(np.argmin(store.n_regions))
         raise InputError(f"{regions_path}: image row {bad} has no region (region 0, the whole image, is required)")

@@ -38,8 +38,11 @@ def load_karpathy(json_path: str | os.PathLike[str], image_root: str | os.PathLi
     if not root.is_dir():
         raise InputError(f"{root}: images folder not found (set dataset.karpathy.images in params.yaml)")
     images = []
+    first_imgid: dict[int, int] = {}  # imgid -> index of the image that has it
+    first_sentid: dict[Any, str] = {}  # sentid -> where it was first seen
     for k, image in enumerate(tqdm(data["images"], desc="validate", unit="img")):
         image = _validate_image(image, k, f"{where}: images[{k}]", root)
+        _check_unique_ids(image, k, where, first_imgid, first_sentid)
         if image["split"] == "restval":
             if restval_to == "drop":
                 continue
@@ -48,6 +51,23 @@ def load_karpathy(json_path: str | os.PathLike[str], image_root: str | os.PathLi
     if not images:
         raise InputError(f"{where}: no images")
     return {"dataset": data.get("dataset", Path(json_path).stem), "image_root": str(root), "images": images}
+
+
+def _check_unique_ids(
+    image: dict[str, Any], k: int, where: str, first_imgid: dict[int, int], first_sentid: dict[Any, str]
+) -> None:
+    """imgid is unique over the file's images and sentid (when given) over all its sentences, as in Karpathy's."""
+    imgid = image["imgid"]
+    if imgid in first_imgid:
+        raise InputError(f"{where}: images[{k}]: imgid {imgid} repeats that of images[{first_imgid[imgid]}]")
+    first_imgid[imgid] = k
+    for j, sentence in enumerate(image["sentences"]):
+        sentid = sentence["sentid"]
+        if sentid is None:
+            continue
+        if sentid in first_sentid:
+            raise InputError(f"{where}: images[{k}].sentences[{j}]: sentid {sentid!r} repeats that of {first_sentid[sentid]}")
+        first_sentid[sentid] = f"images[{k}].sentences[{j}]"
 
 
 def load_dataset(path: str | os.PathLike[str]) -> dict[str, Any]:
@@ -77,6 +97,9 @@ def _validate_image(image: Any, index: int, where: str, root: Path) -> dict[str,
         raise InputError(f"{where}: no sentences")
     check_image(path)
     imgid = image.get("imgid", index)
+    for key, value in (("imgid", imgid), ("cocoid", image.get("cocoid", 0))):
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise InputError(f"{where}: '{key}' must be an integer, got {value!r}")
     out = {
         "filepath": filepath,
         "filename": filename,
@@ -101,9 +124,11 @@ def _validate_sentence(sentence: Any, where: str, imgid: Any) -> dict[str, Any]:
         tokens = tokenize(raw)
     if not isinstance(tokens, list):
         raise InputError(f"{where}: 'tokens' must be a list of strings")
-    for t in tokens:
+    for j, t in enumerate(tokens):
         if not isinstance(t, str):
-            raise InputError(f"{where}: token {t!r} is not a string")
+            raise InputError(f"{where}: tokens[{j}] is not a string (got {type(t).__name__} {t!r})")
+        if not t.strip():
+            raise InputError(f"{where}: tokens[{j}] is blank ({t!r})")
     if not tokens:
         raise InputError(f"{where}: sentence has no tokens")
     return {"tokens": tokens, "raw": raw if isinstance(raw, str) else " ".join(tokens), "imgid": imgid,

@@ -18,9 +18,7 @@ def load_rgb(path: str | os.PathLike[str]) -> Image.Image:
 
     Any unreadable, truncated or non-image file is an InputError naming it.
     """
-    p = Path(path)
-    if not p.is_file():
-        raise InputError(f"{p}: image file not found")
+    p = _existing_file(path)
     try:
         with Image.open(p) as im:
             im.load()
@@ -34,14 +32,22 @@ def load_rgb(path: str | os.PathLike[str]) -> Image.Image:
 
 def check_image(path: str | os.PathLike[str]) -> tuple[int, int]:
     """Check that `path` is an image file PIL can identify; return its (width, height) without decoding it."""
-    p = Path(path)
-    if not p.is_file():
-        raise InputError(f"{p}: image file not found")
+    p = _existing_file(path)
     try:
         with Image.open(p) as im:
             return im.size
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
         raise InputError(f"{p}: cannot read image ({e})") from None
+
+
+def _existing_file(path: str | os.PathLike[str]) -> Path:
+    """`path` as a Path; a directory or a missing path is an InputError naming it."""
+    p = Path(path)
+    if p.is_dir():
+        raise InputError(f"{p}: is a directory, not an image file")
+    if not p.is_file():
+        raise InputError(f"{p}: image file not found")
+    return p
 
 
 def _to_rgb(im: Image.Image) -> Image.Image:

@@ -6,10 +6,13 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
+from dvsa.data.labels import Labels
 from dvsa.data.vocab import tokenize
+from dvsa.errors import InputError
 from dvsa.regions.store import RegionStore
 
 
@@ -61,3 +64,21 @@ def consensus_caption(captions: Sequence[str]) -> int:
         if score > best_score:
             best, best_score = i, score
     return best
+
+
+def nearest_neighbour_captions(
+    labels: Labels, store: RegionStore, dataset: dict[str, Any], rows: Sequence[int] | np.ndarray
+) -> list[str]:
+    """The baseline's caption for each of `rows`: the consensus caption of its nearest *training* image.
+
+    Only train-split images are candidates, so a val or test image never takes its own (or another held-out
+    image's) reference captions.
+    """
+    train_rows = labels.split_indices("train")
+    if len(train_rows) == 0:
+        raise InputError("labels: no images in the train split for the nearest-neighbour baseline")
+    captions = []
+    for j in nearest_neighbours(store, rows, train_rows):
+        raws = [s["raw"] for s in dataset["images"][int(j)]["sentences"]]
+        captions.append(raws[consensus_caption(raws)])
+    return captions

@@ -133,6 +133,11 @@ def test_weights_that_do_not_fit_leave_everything_unchanged(tmp_path: Path) -> N
     saved.model[2] = torch.nn.Linear(8, 3)
     save_resume(tmp_path / "r.pt", KEY, saved.state, saved.objects, saved.rng)
     assert "does not fit the model (RuntimeError: " in _refusal(tmp_path, Run())
+    saved = Run()
+    saved.steps(1)
+    saved.cnn = torch.optim.SGD(saved.model.parameters(), lr=0.01)  # the model and lm fit, the last one does not
+    save_resume(tmp_path / "r.pt", KEY, saved.state, saved.objects, saved.rng)
+    assert "does not fit the cnn (ValueError: " in _refusal(tmp_path, Run())  # and the model is rolled back
 
 
 def test_a_failed_save_keeps_the_previous_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -8,7 +8,6 @@ and the Fast R-CNN head's softmax over K classes + background + smooth-L1 box re
 from __future__ import annotations
 
 import math
-import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 
@@ -97,10 +96,11 @@ def load_batch(
 
 
 def train_region_cnn(
-    records: Sequence[ImageRecord], params: RegionsParams, log: LogFn | None = None
+    records: Sequence[ImageRecord], params: RegionsParams, log: LogFn | None = None,
+    device: torch.device = torch.device("cpu"),
 ) -> tuple[ShapesRegionCNN, dict[str, float]]:
-    """Train on the train split; after each epoch, `log(epoch, metrics)` with the mean losses and the
-    detector accuracy on val. Returns the model and the last epoch's metrics."""
+    """Train on the train split (on `device`); after each epoch, `log(epoch, metrics)` with the mean losses
+    and the detector accuracy on val. Returns the model and the last epoch's metrics."""
     tp = params.train
     torch.manual_seed(params.seed)
     gen = torch.Generator().manual_seed(params.seed)
@@ -109,20 +109,20 @@ def train_region_cnn(
     val = [r for r in records if r.split == "val"]
     classes = object_classes(records, "train")
     index = {c: k + 1 for k, c in enumerate(classes)}
-    model = ShapesRegionCNN(params.net, classes, tp.rpn_batch_per_image, tp.rpn_proposals)
+    model = ShapesRegionCNN(params.net, classes, tp.rpn_batch_per_image, tp.rpn_proposals).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=tp.lr, weight_decay=tp.weight_decay)
     n_steps = -(-len(train) // tp.batch_size)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=tp.epochs * n_steps)
     metrics: dict[str, float] = {}
     for epoch in range(tp.epochs):
         model.train()
-        start = time.perf_counter()
         sums: dict[str, float] = defaultdict(float)
         order = rng.permutation(len(train))
         bar = tqdm(range(n_steps), desc=f"region_cnn epoch {epoch + 1}/{tp.epochs}", unit="step")
         for step in bar:
             chunk = [train[j] for j in order[step * tp.batch_size : (step + 1) * tp.batch_size]]
             x, boxes, labels = load_batch(model, chunk, index, tp.hflip, rng)
+            x, boxes, labels = x.to(device), [b.to(device) for b in boxes], [c.to(device) for c in labels]
             losses, accuracy = training_losses(model, x, boxes, labels, tp, gen)
             loss = sum(losses.values())
             value = float(loss.detach())
@@ -139,7 +139,6 @@ def train_region_cnn(
             sums["train_roi_accuracy"] += accuracy
             bar.set_postfix(loss=f"{value:.3f}")
         metrics = {k: v / n_steps for k, v in sums.items()}
-        metrics["epoch_seconds"] = time.perf_counter() - start
         if val:
             metrics["val_object_accuracy"] = object_accuracy(model, val)
         if log is not None:

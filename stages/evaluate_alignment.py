@@ -1,7 +1,8 @@
 """DVC stage `evaluate_alignment`: ranking R@K / median rank (Table 1) with chance levels, MRF snippets
 (eqs. (10)-(12)), grounding accuracy on the shapes world, and Figure-5-style figures.
 
-Writes metrics/alignment.json, data/eval/snippets.json and reports/alignment/*.png.
+Writes metrics/alignment.json (R@K, med r, grounding: the DVC metric), metrics/details/alignment.json (the whole
+record: chance levels, counts, snippet and grounding details), data/eval/snippets.json and reports/alignment/*.png.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from dvsa.data.dataset import load_dataset
 from dvsa.data.labels import read_labels
 from dvsa.errors import InputError
 from dvsa.io import atomic_path, write_json
+from dvsa.metrics import write_metrics
 from dvsa.params import load_params
 from dvsa.regions.store import RegionStore
 from dvsa.stage import run_stage
@@ -23,7 +25,10 @@ from dvsa.stage import run_stage
 LABELS, VOCAB = "data/prepro/labels.h5", "data/prepro/vocab.json"
 REGIONS, DATASET = "data/regions/regions.h5", "data/dataset/dataset.json"
 MODEL = "models/alignment.pt"
-METRICS, SNIPPETS, FIGURES = "metrics/alignment.json", "data/eval/snippets.json", "reports/alignment"
+METRICS, DETAILS = "metrics/alignment.json", "metrics/details/alignment.json"
+SNIPPETS, FIGURES = "data/eval/snippets.json", "reports/alignment"
+# what `dvc exp show` compares across experiments
+SUMMARY = [f"{d}.{k}" for d in ("annotation", "search") for k in ("r1", "r5", "r10", "medr")] + ["grounding.overall"]
 
 
 def main() -> None:
@@ -47,7 +52,7 @@ def main() -> None:
         write_json(SNIPPETS, snippets_json(results.sentences, labels, store))
         with atomic_path(FIGURES) as tmp:
             figures = write_figures(results.sentences, store, dataset, params.n_figures, tmp)
-    write_json(METRICS, metrics)
+    write_metrics(METRICS, DETAILS, metrics, SUMMARY)
     _print_summary(metrics, [Path(FIGURES) / f.name for f in figures])
 
 
@@ -62,7 +67,7 @@ def _print_summary(metrics: dict, figures: list[Path]) -> None:
         g = metrics["grounding"]
         print(f"grounding  overall {_pct(g['overall'])}  colour {_pct(g['color'])}  shape {_pct(g['shape'])}  "
               f"({g['n_words']} words)")
-    print(f"wrote {METRICS}, {SNIPPETS}, {len(figures)} figures in {FIGURES}/")
+    print(f"wrote {METRICS}, {DETAILS}, {SNIPPETS}, {len(figures)} figures in {FIGURES}/")
 
 
 def _pct(x: float | None) -> str:

@@ -1,7 +1,9 @@
 """DVC stage `region_cnn`: the detector + 4096-d region encoder -> models/region_cnn.pt.
 
-``regions.backbone: shapes`` trains it on the shapes world's object classes (logs in logs/region_cnn/);
-``vgg16`` / ``alexnet`` assemble it from pretrained torchvision weight files (no training).
+``regions.backbone: shapes`` trains it on the shapes world's object classes (on ``compute.device``; curves in
+logs/region_cnn/); ``vgg16`` / ``alexnet`` assemble it from pretrained torchvision weight files (no training):
+region_cnn.pt then references the files by path + sha256 instead of copying them, and logs/region_cnn/ gets
+the sizes of the two networks.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import time
 from pathlib import Path
 
 from dvsa.data.dataset import load_dataset
+from dvsa.device import load_compute, out_of_memory_hint, resolve_device
 from dvsa.live import open_live
 from dvsa.params import load_params
 from dvsa.regions.checkpoint import save_region_cnn
@@ -24,23 +27,36 @@ MODEL = Path("models/region_cnn.pt")
 LOGS = Path("logs/region_cnn")
 
 
+def assemble(params: RegionsParams) -> None:
+    model = PretrainedRegionCNN.assemble(params.backbone, params.pretrained)
+    sizes = {"encoder_parameters_M": sum(p.numel() for m in (model.trunk, model.fc) for p in m.parameters()) / 1e6,
+             "detector_parameters_M": sum(p.numel() for p in model.detector.parameters()) / 1e6}
+    with open_live(LOGS) as live:
+        for name, value in sizes.items():
+            live.log_metric(name, round(value, 3))
+        live.next_step()
+    save_region_cnn(model, params, MODEL)
+    print(f"region_cnn: {params.backbone} + {params.pretrained.detector} assembled -> {MODEL} (references "
+          f"{model.weights['encoder']['path']} and {model.weights['detector']['path']})")
+
+
 def main() -> None:
     params = load_params(RegionsParams, "regions")
     if params.backbone != "shapes":
-        model = PretrainedRegionCNN.assemble(params.backbone, params.pretrained)
-        save_region_cnn(model, params, MODEL)
-        print(f"region_cnn: {params.backbone} + {params.pretrained.detector} assembled -> {MODEL}")
+        assemble(params)
         return
+    device = resolve_device(load_compute())
     records = image_records(load_dataset(DATASET), DATASET)
     start = time.perf_counter()
-    with open_live(LOGS) as live:
+    with open_live(LOGS) as live, out_of_memory_hint("region_cnn", f"lower regions.train.batch_size (now "
+                                                                   f"{params.train.batch_size})"):
 
         def log(epoch: int, metrics: dict[str, float]) -> None:
             for name, value in metrics.items():
                 live.log_metric(name, value)
             live.next_step()
 
-        model, metrics = train_region_cnn(records, params, log)
+        model, metrics = train_region_cnn(records, params, log, device)
     seconds = time.perf_counter() - start
     save_region_cnn(model, params, MODEL, {"epochs": params.train.epochs, "seconds": seconds, "metrics": metrics})
     print(f"region_cnn: {len(model.classes)} classes, {params.train.epochs} epochs in {seconds:.0f} s, "
@@ -49,3 +65,4 @@ def main() -> None:
 
 if __name__ == "__main__":
     run_stage(main)
+

@@ -1,11 +1,22 @@
 """DVC stage `regions`: every image -> 20 regions (whole image + top 19 detections) with fc7 features
--> data/regions/regions.h5, and metrics/regions.json (recall of the true objects, detector accuracy)."""
+-> data/regions/regions.h5, and metrics/regions.json (recall of the true objects, detector accuracy, the
+images skipped as unreadable).
+
+The work goes through shards in data/regions.work/ (not a DVC output): a run that is killed, runs out of
+memory or meets a bad image keeps its finished shards, and the next `dvc repro` resumes from them.
+"""
 
 from __future__ import annotations
 
+import sys
+from dataclasses import asdict
 from pathlib import Path
 
+import torch
+import torchvision
+
 from dvsa.data.dataset import load_dataset
+from dvsa.device import autocast_dtype, load_compute, out_of_memory_hint, resolve_device
 from dvsa.errors import ParamsError
 from dvsa.io import write_json
 from dvsa.params import load_params
@@ -14,29 +25,51 @@ from dvsa.regions.config import RegionsParams
 from dvsa.regions.data import image_records
 from dvsa.regions.extract import write_regions
 from dvsa.regions.metrics import object_accuracy
+from dvsa.regions.pretrained import sha256_file
 from dvsa.regions.shapes_net import ShapesRegionCNN
+from dvsa.regions.shards import files_digest, fingerprint, images_digest
 from dvsa.stage import run_stage
 
 DATASET = Path("data/dataset/dataset.json")
 MODEL = Path("models/region_cnn.pt")
 OUT = Path("data/regions/regions.h5")
+WORK = Path("data/regions.work")
 METRICS = Path("metrics/regions.json")
+CODE = [*Path("src/dvsa/regions").glob("*.py"), Path("src/dvsa/data/images.py")]
 
 
 def main() -> None:
     params = load_params(RegionsParams, "regions")
+    compute = load_compute()
+    device = resolve_device(compute)
+    amp = autocast_dtype(compute, device)
     records = image_records(load_dataset(DATASET), DATASET)
     if params.detect.proposals == "oracle" and not any(len(r.boxes) for r in records):
         raise ParamsError(f"regions.detect.proposals: oracle needs the true objects of the shapes world; {DATASET} has none")
-    model = load_region_cnn(MODEL)
-    recall = write_regions(model, records, OUT, params.detect, params.batch_size, params.feats_dtype)
-    metrics: dict[str, object] = {"n_images": len(records), **recall}
-    val = [r for r in records if r.split == "val" and len(r.boxes)]
-    if isinstance(model, ShapesRegionCNN) and val:
-        metrics["val_detector_accuracy"] = object_accuracy(model, val, params.batch_size)
+    model = load_region_cnn(MODEL, device)
+    key = fingerprint({
+        "model": sha256_file(MODEL), "params": {k: v for k, v in asdict(params).items()
+                                                if k in ("detect", "batch_size", "feats_dtype", "shard_size", "on_bad_image")},
+        "images": images_digest([r.path for r in records], [r.image_id for r in records]),
+        "code": files_digest([p for p in CODE if p.is_file()]), "device": device.type, "amp": str(amp),
+        "versions": [torch.__version__, torchvision.__version__, sys.version],
+    })
+    hint = (f"lower regions.batch_size (now {params.batch_size})"
+            + (f" or regions.pretrained.max_size (now {params.pretrained.max_size})" if params.backbone != "shapes" else "")
+            + f"; the finished shards in {WORK}/ are reused by a rerun with the same params")
+    with out_of_memory_hint("regions", hint):
+        result = write_regions(model, records, OUT, params.detect, params.batch_size, params.feats_dtype, work_dir=WORK,
+                               key=key, shard_size=params.shard_size, on_bad_image=params.on_bad_image,
+                               workers=compute.workers, amp=amp)
+        metrics: dict[str, object] = {"n_images": len(records), "n_skipped": len(result.skipped), **result.recall,
+                                      "skipped": result.skipped}
+        val = [r for r in records if r.split == "val" and len(r.boxes)]
+        if isinstance(model, ShapesRegionCNN) and val:
+            metrics["val_detector_accuracy"] = object_accuracy(model, val, params.batch_size)
     write_json(METRICS, metrics)
     print(f"regions: {OUT}; " + ", ".join(f"{s} recall@0.5 {m['recall_iou50']:.3f} mean IoU {m['mean_best_iou']:.3f}"
-                                          for s, m in recall.items()))
+                                          for s, m in result.recall.items())
+          + (f"; {len(result.skipped)} unreadable images skipped (metrics/regions.json)" if result.skipped else ""))
 
 
 if __name__ == "__main__":

@@ -91,7 +91,7 @@ KILLS = [
     Kill("region_cnn", [{"regions": {"train": {"epochs": 3}}}, {"regions": {"train": {"epochs": 12}}}],
          _some("logs/region_cnn/metrics.json")),  # written after the first epoch
     Kill("regions", [{"regions": {"batch_size": 4}}, {"regions": {"batch_size": 1}}],
-         _some("data/regions/.regions.h5.*.tmp")),  # the writer is open
+         _some("data/regions.work/shard-*.h5")),  # a shard is finished (the rerun resumes from it)
     Kill("train_alignment", [{"alignment": {"epochs": 8}}, {"alignment": {"epochs": 32}}],
          _some("models/alignment_resume.pt")),  # saved after the first epoch
     Kill("train_captioner", [{"captioner": {"max_iters": 60}}, {"captioner": {"max_iters": 240}}],

@@ -32,6 +32,7 @@ SECTIONS: dict[str, frozenset[str]] = {
     "alignment": frozenset(),
     "captioner": frozenset(),
     "evaluate": frozenset({"alignment", "captioning"}),
+    "compute": frozenset(),
 }
 
 

@@ -1,8 +1,9 @@
 """models/region_cnn.pt: everything needed to rebuild the detector + encoder on new images.
 
 A dict of plain containers and tensors (``torch.load(weights_only=True)``): ``kind`` (shapes | pretrained),
-``params`` (the ``regions`` section that built it), ``state_dict``, ``training`` (epochs, seconds, last
-metrics; empty for pretrained models) and ``classes`` (shapes) or ``backbone`` (pretrained).
+``params`` (the ``regions`` section that built it), ``training`` (epochs, seconds, last metrics; empty for
+pretrained models) and either ``state_dict`` + ``classes`` (shapes, trained here) or ``backbone`` +
+``weights`` (pretrained: the absolute path and sha256 of the torchvision files, which are not copied).
 """
 
 from __future__ import annotations
@@ -26,19 +27,16 @@ from dvsa.regions.shapes_net import ShapesRegionCNN
 def save_region_cnn(
     model: RegionCNN, params: RegionsParams, path: str | os.PathLike[str], training: dict[str, Any] | None = None
 ) -> None:
-    ckpt = {
-        "kind": model.kind,
-        "params": params.to_dict(),
-        "state_dict": model.state_dict(),
-        "training": training or {},
-        **model.checkpoint_extra(),
-    }
+    ckpt = {"kind": model.kind, "params": params.to_dict(), "training": training or {}, **model.checkpoint_extra()}
+    if model.kind != "pretrained":  # pretrained weights stay in their files (referenced in checkpoint_extra)
+        ckpt["state_dict"] = {k: v.cpu() for k, v in model.state_dict().items()}
     with atomic_path(path) as tmp:
         torch.save(ckpt, tmp)
 
 
-def load_region_cnn(path: str | os.PathLike[str]) -> RegionCNN:
-    """The region CNN saved by the `region_cnn` stage, in eval mode (use with `extract_regions`)."""
+def load_region_cnn(path: str | os.PathLike[str], device: torch.device | str | None = None) -> RegionCNN:
+    """The region CNN saved by the `region_cnn` stage, in eval mode on `device` (default: the CPU), whatever
+    device it was saved from (use with `extract_regions`)."""
     p = Path(path)
     if not p.is_file():
         raise InputError(f"{p}: file not found (run `dvc repro region_cnn`)")
@@ -50,11 +48,13 @@ def load_region_cnn(path: str | os.PathLike[str]) -> RegionCNN:
             model: RegionCNN = ShapesRegionCNN(params.net, ckpt["classes"])
             model.load_state_dict(ckpt["state_dict"])
         elif kind == "pretrained":
-            model = PretrainedRegionCNN.skeleton(ckpt["backbone"], params.pretrained)
-            model.load_state_dict(ckpt["state_dict"], assign=True)
+            if "weights" not in ckpt:
+                raise InputError(f"{p}: made by an older dvsa (weights copied, not referenced); "
+                                 "rerun `dvc repro -f region_cnn`")
+            model = PretrainedRegionCNN.from_references(ckpt["backbone"], params.pretrained, ckpt["weights"], str(p))
         else:
             raise InputError(f"{p}: unknown region CNN kind {kind!r}")
     except (KeyError, TypeError, RuntimeError, EOFError, OSError, pickle.UnpicklingError) as e:
         first = (str(e).splitlines() or [""])[0][:200]
         raise InputError(f"{p}: not a region_cnn checkpoint ({type(e).__name__}: {first})") from None
-    return model.eval()
+    return model.to(device or "cpu").eval()

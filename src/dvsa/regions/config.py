@@ -1,7 +1,8 @@
 """Params of the `region_cnn` and `regions` stages (section ``regions`` of params.yaml).
 
 `region_cnn` reads ``backbone``, ``seed``, ``net``, ``train`` and ``pretrained``; `regions` reads ``detect``,
-``batch_size`` and ``feats_dtype``, so that changing how regions are picked does not retrain the network.
+``batch_size``, ``feats_dtype``, ``shard_size`` and ``on_bad_image``, so that changing how regions are picked
+does not retrain the network.
 """
 
 from __future__ import annotations
@@ -67,6 +68,10 @@ class DetectParams:
     n_proposals: int = field(default=48, metadata={"min": 1})  # RPN proposals scored per image
     nms_iou: float = field(default=0.5, metadata={"gt": 0.0, "max": 1.0})
     min_score: float = field(default=0.0, metadata={"min": 0.0, "max": 1.0})  # detections below are dropped
+    # the pretrained detector's input size (shorter side, longest-side cap); 0: torchvision's own (800, 1333).
+    # Set to regions.pretrained.min_size / max_size, the detector sees the encoder's image without a resize.
+    min_size: int = field(default=0, metadata={"min": 0})
+    max_size: int = field(default=0, metadata={"min": 0})
 
 
 @dataclass
@@ -77,8 +82,10 @@ class RegionsParams:
     train: TrainParams = field(default_factory=TrainParams)
     pretrained: PretrainedParams = field(default_factory=PretrainedParams)
     detect: DetectParams = field(default_factory=DetectParams)
-    batch_size: int = field(default=32, metadata={"min": 1})  # images per batch in the `regions` stage
+    batch_size: int = field(default=32, metadata={"min": 1})  # images per encoder batch in the `regions` stage
     feats_dtype: Literal["float16", "float32"] = "float16"
+    shard_size: int = field(default=256, metadata={"min": 1})  # images per finished shard (resume after a kill)
+    on_bad_image: Literal["error", "skip"] = "error"  # skip: the row gets n_regions 0 and is listed in the metrics
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -60,8 +60,8 @@ def object_accuracy(model: ShapesRegionCNN, records: Sequence[ImageRecord], batc
         rois = []
         for i, r in enumerate(chunk):
             sx, sy = prepared.scale(i)
-            rois.append(scale_boxes(torch.from_numpy(r.boxes), 1 / sx, 1 / sy))
-        pred = model.classify(model.features(prepared), rois).argmax(1)  # (sum G,)
+            rois.append(scale_boxes(torch.from_numpy(r.boxes), 1 / sx, 1 / sy).to(model.device))
+        pred = model.classify(model.features(prepared), rois).argmax(1).cpu()  # (sum G,)
         truth = torch.tensor([index.get(label, -1) for r in chunk for label in r.labels], dtype=torch.int64)
         correct += int((pred == truth).sum())
         total += len(truth)

@@ -29,12 +29,23 @@ class Prepared:
         return w / self.images[i].shape[2], h / self.images[i].shape[1]
 
 
-def to_tensor(image: Image.Image, width: int, height: int) -> torch.Tensor:
-    """(3, height, width) float in [0, 1]: the RGB image resized with antialiased bilinear filtering."""
+def to_uint8(image: Image.Image, width: int, height: int) -> torch.Tensor:
+    """(3, height, width) uint8: the RGB image resized with antialiased bilinear filtering (what the
+    `regions` stage's worker processes send to the model: a quarter of the float tensor's bytes)."""
     if image.size != (width, height):
         image = image.resize((width, height), Image.Resampling.BILINEAR)
     pixels = np.array(image.convert("RGB"), dtype=np.uint8)  # (H, W, 3)
-    return torch.from_numpy(pixels).permute(2, 0, 1).float().div_(255.0)
+    return torch.from_numpy(pixels).permute(2, 0, 1)
+
+
+def to_float(pixels: torch.Tensor) -> torch.Tensor:
+    """uint8 (3, h, w) -> float (3, h, w) in [0, 1], on the pixels' device."""
+    return pixels.float().div_(255.0)
+
+
+def to_tensor(image: Image.Image, width: int, height: int) -> torch.Tensor:
+    """(3, height, width) float in [0, 1]: the RGB image resized with antialiased bilinear filtering."""
+    return to_float(to_uint8(image, width, height))
 
 
 class RegionCNN(nn.Module):
@@ -44,11 +55,21 @@ class RegionCNN(nn.Module):
     kind: str
     fc7_dim: int
 
-    def prepare(self, images: list[Image.Image]) -> Prepared:
+    def input_size(self, width: int, height: int) -> tuple[int, int]:
+        """(w, h) in network pixels of an image of width x height original pixels."""
         raise NotImplementedError
 
+    def prepare(self, images: list[Image.Image]) -> Prepared:
+        """The images resized to :meth:`input_size`, as float tensors on the CPU."""
+        return Prepared([to_tensor(im, *self.input_size(*im.size)) for im in images], [im.size for im in images])
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
     def features(self, prepared: Prepared) -> Any:
-        """The shared convolutional feature maps of the batch (opaque to callers)."""
+        """The shared convolutional feature maps of the batch (opaque to callers), on the model's device
+        (prepared images on another device are moved there)."""
         raise NotImplementedError
 
     def detect(self, prepared: Prepared, fmaps: Any, n_proposals: int) -> list[tuple[torch.Tensor, torch.Tensor]]:

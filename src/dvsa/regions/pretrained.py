@@ -6,18 +6,19 @@ max-pool), then the classifier's fc6 -> fc7 (4096-d). Detector: a torchvision Fa
 
 Weight files are looked up in the torch hub cache ($TORCH_HOME/hub/checkpoints/, under the names that
 torchvision gives them) or at explicit paths; a missing file is a WeightsError that names the file and
-where to put it.
+where to put it. models/region_cnn.pt does not copy them (500-700 MB): it references each file by its
+absolute path and sha256, checked whenever the model is loaded.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
-from PIL import Image
 from torch import nn
 from torchvision.models import alexnet, vgg16
 from torchvision.models.detection import (
@@ -28,8 +29,9 @@ from torchvision.models.detection import (
 from torchvision.ops import roi_align
 
 from dvsa.errors import WeightsError
-from dvsa.regions.config import PretrainedParams
-from dvsa.regions.model import Prepared, RegionCNN, to_tensor
+from dvsa.regions.boxes import clip_boxes, scale_boxes
+from dvsa.regions.config import DetectParams, PretrainedParams
+from dvsa.regions.model import Prepared, RegionCNN
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -113,58 +115,112 @@ def build_encoder(backbone: str) -> nn.Module:
         return ENCODERS[backbone].build()
 
 
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 22), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def reference(path: Path) -> dict[str, str]:
+    """How models/region_cnn.pt names a weights file: its absolute path and sha256 (computed at first use)."""
+    return {"path": str(path.resolve()), "sha256": sha256_file(path)}
+
+
+def check_reference(ref: dict[str, str], arch: Arch, param: str, where: str) -> Path:
+    """The file `ref` names, if it is still there with the same sha256; else a one-line WeightsError."""
+    path = Path(ref["path"])
+    fix = f"or set regions.pretrained.{param} and rerun `dvc repro -f region_cnn`"
+    if not path.is_file():
+        raise WeightsError(f"{path}: weights file not found ({where} was assembled from it, sha256 "
+                           f"{ref['sha256'][:16]}...); put torchvision's {arch.filename} there {fix}")
+    digest = sha256_file(path)
+    if digest != ref["sha256"]:
+        raise WeightsError(f"{path}: weights file changed since {where} was assembled (sha256 {digest[:16]}..., "
+                           f"expected {ref['sha256'][:16]}...); put the original file back {fix}")
+    return path
+
+
 class PretrainedRegionCNN(RegionCNN):
     kind = "pretrained"
     fc7_dim = 4096
 
-    def __init__(self, backbone: str, pretrained: PretrainedParams, encoder: nn.Module, detector: nn.Module) -> None:
+    def __init__(self, backbone: str, pretrained: PretrainedParams, encoder: nn.Module, detector: nn.Module,
+                 weights: dict[str, dict[str, str]] | None = None) -> None:
+        """`weights`: the references of the files the weights came from ({"encoder": ..., "detector": ...})."""
         super().__init__()
-        self.backbone, self.pretrained = backbone, pretrained
+        self.backbone, self.pretrained, self.weights = backbone, pretrained, weights or {}
         self.roi_size = ENCODERS[backbone].roi_size
         self.trunk = encoder.features[:-1]  # up to conv5 + ReLU; RoIAlign replaces the last max-pool
         self.fc = encoder.classifier[:-1]  # fc6, ReLU, (dropout), fc7, ReLU: the 4096-d feature
         self.detector = detector
+        self.detector_sizes = (detector.transform.min_size, detector.transform.max_size)  # torchvision's own
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(3, 1, 1), persistent=False)
 
     @classmethod
     def assemble(cls, backbone: str, pretrained: PretrainedParams) -> PretrainedRegionCNN:
-        """Build from the pretrained weight files (see :func:`weights_path`)."""
-        enc_arch, det_arch = ENCODERS[backbone], DETECTORS[pretrained.detector]
-        enc_path = weights_path(enc_arch, pretrained.encoder_weights, "encoder_weights")
-        det_path = weights_path(det_arch, pretrained.detector_weights, "detector_weights")
-        encoder = build_encoder(backbone)
-        load_weights(encoder, enc_path, backbone, assign=True)
-        detector = det_arch.build()
-        load_weights(detector, det_path, pretrained.detector, assign=True)
-        return cls(backbone, pretrained, encoder, detector).eval()
+        """Build from the pretrained weight files (see :func:`weights_path`), recording their references."""
+        enc_path = weights_path(ENCODERS[backbone], pretrained.encoder_weights, "encoder_weights")
+        det_path = weights_path(DETECTORS[pretrained.detector], pretrained.detector_weights, "detector_weights")
+        refs = {"encoder": reference(enc_path), "detector": reference(det_path)}
+        return cls.load(backbone, pretrained, {"encoder": enc_path, "detector": det_path}, refs)
 
     @classmethod
-    def skeleton(cls, backbone: str, pretrained: PretrainedParams) -> PretrainedRegionCNN:
-        """The architecture without weights, for loading a region_cnn checkpoint with assign=True."""
-        return cls(backbone, pretrained, build_encoder(backbone), DETECTORS[pretrained.detector].build())
+    def from_references(cls, backbone: str, pretrained: PretrainedParams, refs: dict[str, dict[str, str]],
+                        where: str) -> PretrainedRegionCNN:
+        """Rebuild from the files a checkpoint references, after checking that each is unchanged."""
+        paths = {"encoder": check_reference(refs["encoder"], ENCODERS[backbone], "encoder_weights", where),
+                 "detector": check_reference(refs["detector"], DETECTORS[pretrained.detector], "detector_weights", where)}
+        return cls.load(backbone, pretrained, paths, refs)
 
-    def prepare(self, images: list[Image.Image]) -> Prepared:
+    @classmethod
+    def load(cls, backbone: str, pretrained: PretrainedParams, paths: dict[str, Path],
+             refs: dict[str, dict[str, str]]) -> PretrainedRegionCNN:
+        encoder = build_encoder(backbone)
+        load_weights(encoder, paths["encoder"], backbone, assign=True)
+        detector = DETECTORS[pretrained.detector].build()  # on the CPU: its anchors are plain tensors, not buffers
+        load_weights(detector, paths["detector"], pretrained.detector, assign=True)
+        return cls(backbone, pretrained, encoder, detector, refs).eval()
+
+    def input_size(self, width: int, height: int) -> tuple[int, int]:
         """Shorter side to min_size, longer side at most max_size (aspect kept), as Fast R-CNN; a very
         elongated image (e.g. 5000 x 20) is stretched so that its shorter side keeps MIN_SIDE pixels."""
-        tensors = []
-        for im in images:
-            w, h = im.size
-            s = min(self.pretrained.min_size / min(w, h), self.pretrained.max_size / max(w, h))
-            tensors.append(to_tensor(im, max(MIN_SIDE, round(w * s)), max(MIN_SIDE, round(h * s))))
-        return Prepared(tensors, [im.size for im in images])
+        s = min(self.pretrained.min_size / min(width, height), self.pretrained.max_size / max(width, height))
+        return max(MIN_SIDE, round(width * s)), max(MIN_SIDE, round(height * s))
 
     def features(self, prepared: Prepared) -> list[torch.Tensor]:
-        return [self.trunk(((x - self.mean) / self.std)[None]) for x in prepared.images]  # (1, C, h/16, w/16) each
+        return [self.trunk(((x.to(self.mean.device) - self.mean) / self.std)[None]) for x in prepared.images]  # (1, C, h/16, w/16)
 
-    def detect(self, prepared: Prepared, fmaps: Any, n_proposals: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        out = self.detector(list(prepared.images))  # boxes in the given images' pixels
-        return [(d["boxes"], d["scores"]) for d in out]
+    def detect(self, prepared: Prepared, fmaps: Any, params: DetectParams) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """One image at a time (memory does not grow with the batch): the RPN's best `n_proposals` proposals,
+        each scored by the detector's best object class with that class's regressed box."""
+        t = self.detector.transform
+        t.min_size = (params.min_size,) if params.min_size else self.detector_sizes[0]
+        t.max_size = params.max_size or self.detector_sizes[1]
+        return [self.detect_one(x.to(self.mean.device), params.n_proposals) for x in prepared.images]
+
+    def detect_one(self, x: torch.Tensor, n_proposals: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Boxes (P, 4) in x's pixels and scores (P,) of an image x (3, h, w) in [0, 1]."""
+        d = self.detector
+        images, _ = d.transform([x])  # normalised, resized to the detector's size, padded to a multiple of 32
+        fmaps = d.backbone(images.tensors)
+        proposals, _ = d.rpn(images, fmaps)  # best first
+        proposals = [proposals[0][:n_proposals]]
+        pooled = d.roi_heads.box_roi_pool(fmaps, proposals, images.image_sizes)
+        logits, deltas = d.roi_heads.box_predictor(d.roi_heads.box_head(pooled))  # (P, C), (P, 4C)
+        scores, classes = logits.float().softmax(-1)[:, 1:].max(1)  # (P,): the best object class
+        boxes = d.roi_heads.box_coder.decode(deltas.float(), proposals)  # (P, C, 4)
+        boxes = boxes[torch.arange(len(boxes), device=boxes.device), classes + 1]  # (P, 4)
+        ih, iw = images.image_sizes[0]
+        boxes = clip_boxes(boxes, iw, ih)
+        return scale_boxes(boxes, x.shape[2] / iw, x.shape[1] / ih), scores
 
     def encode(self, fmaps: Any, rois: list[torch.Tensor]) -> torch.Tensor:
-        pooled = [roi_align(f, [r], self.roi_size, 1.0 / CONV5_STRIDE, sampling_ratio=-1, aligned=True)
-                  for f, r in zip(fmaps, rois)]
+        pooled = [roi_align(f, [r.to(f.device, f.dtype)], self.roi_size, 1.0 / CONV5_STRIDE, sampling_ratio=-1,
+                            aligned=True) for f, r in zip(fmaps, rois)]
         return self.fc(torch.cat(pooled).flatten(1))  # (R, 4096)
 
     def checkpoint_extra(self) -> dict[str, Any]:
-        return {"backbone": self.backbone}
+        return {"backbone": self.backbone, "weights": self.weights}

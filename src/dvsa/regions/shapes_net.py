@@ -12,7 +12,6 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from PIL import Image
 from torch import nn
 from torchvision.models.detection.anchor_utils import AnchorGenerator
 from torchvision.models.detection.image_list import ImageList
@@ -21,8 +20,8 @@ from torchvision.ops import roi_align
 
 from dvsa.errors import ParamsError
 from dvsa.regions.boxes import clip_boxes, decode_deltas
-from dvsa.regions.config import NetParams
-from dvsa.regions.model import Prepared, RegionCNN, to_tensor
+from dvsa.regions.config import DetectParams, NetParams
+from dvsa.regions.model import Prepared, RegionCNN
 
 STRIDE = 8  # input pixels per feature-map cell
 MEAN, STD = 0.5, 0.25  # input normalisation of [0, 1] pixels
@@ -102,16 +101,15 @@ class ShapesRegionCNN(RegionCNN):
         )
         self.head = RoIHead(net.channels[-1], net.roi_size, net.fc6_dim, net.fc7_dim, len(classes))
 
-    def prepare(self, images: list[Image.Image]) -> Prepared:
-        s = self.net.input_size
-        return Prepared([to_tensor(im, s, s) for im in images], [im.size for im in images])
+    def input_size(self, width: int, height: int) -> tuple[int, int]:
+        return self.net.input_size, self.net.input_size
 
     def trunk_features(self, x: torch.Tensor) -> torch.Tensor:
         """(B, C, S/8, S/8) feature map of a batch x (B, 3, S, S) in [0, 1]."""
         return self.trunk((x - MEAN) / STD)
 
     def features(self, prepared: Prepared) -> torch.Tensor:
-        return self.trunk_features(torch.stack(prepared.images))
+        return self.trunk_features(torch.stack(prepared.images).to(self.device))
 
     def proposals(
         self, x: torch.Tensor, fmap: torch.Tensor, targets: list[dict[str, torch.Tensor]] | None = None
@@ -120,15 +118,15 @@ class ShapesRegionCNN(RegionCNN):
         sizes = [(x.shape[2], x.shape[3])] * len(x)
         return self.rpn(ImageList(x, sizes), OrderedDict(feat=fmap), targets)
 
-    def detect(self, prepared: Prepared, fmaps: Any, n_proposals: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        x = torch.stack(prepared.images)  # (B, 3, S, S)
+    def detect(self, prepared: Prepared, fmaps: Any, params: DetectParams) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        x = torch.stack(prepared.images).to(fmaps.device)  # (B, 3, S, S)
         props, _ = self.proposals(x, fmaps)
-        props = [p[:n_proposals] for p in props]
+        props = [p[: params.n_proposals] for p in props]
         _, logits, deltas = self.head(fmaps, props)
-        probs = logits.softmax(1)  # (R, K + 1)
+        probs = logits.float().softmax(1)  # (R, K + 1)
         scores = probs[:, 1:].max(1).values  # (R,): best object class
         s = self.net.input_size
-        boxes = clip_boxes(decode_deltas(torch.cat(props), deltas), s, s)  # (R, 4)
+        boxes = clip_boxes(decode_deltas(torch.cat(props).float(), deltas.float()), s, s)  # (R, 4)
         sizes = [len(p) for p in props]
         return list(zip(boxes.split(sizes), scores.split(sizes)))
 

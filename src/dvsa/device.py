@@ -1,0 +1,77 @@
+"""Where the heavy stages run (section ``compute`` of params.yaml): the device, mixed precision on CUDA,
+image-decoding worker processes, and out-of-memory as a one-line error.
+
+Every stage and ``dvsa caption`` resolve the device the same way: ``resolve_device(load_compute())``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Literal
+
+import torch
+
+from dvsa.errors import DvsaError, ParamsError
+from dvsa.params import DEFAULT_PARAMS, load_params
+
+AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+@dataclass
+class ComputeParams:
+    device: Literal["auto", "cpu", "cuda"] = "auto"  # auto: cuda when torch sees a GPU, else cpu
+    autocast: Literal["bf16", "fp16", "off"] = "bf16"  # mixed precision of the forward passes, on CUDA only
+    workers: int = field(default=2, metadata={"min": 0})  # processes decoding + resizing images (0: in the main one)
+
+
+def load_compute(path: str | os.PathLike[str] = DEFAULT_PARAMS) -> ComputeParams:
+    return load_params(ComputeParams, "compute", path)
+
+
+def resolve_device(params: ComputeParams) -> torch.device:
+    """auto -> cuda if available else cpu; cuda without a usable GPU is a ParamsError."""
+    if params.device == "cpu" or (params.device == "auto" and not torch.cuda.is_available()):
+        return torch.device("cpu")
+    if not torch.cuda.is_available():
+        raise ParamsError("compute.device: cuda, but torch sees no CUDA GPU here (set compute.device: auto or cpu)")
+    return torch.device("cuda", torch.cuda.current_device())
+
+
+def autocast_dtype(params: ComputeParams, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype on CUDA (bf16 falls back to fp16 on GPUs without bf16), None on CPU or when off."""
+    if device.type != "cuda" or params.autocast == "off":
+        return None
+    if params.autocast == "bf16" and not torch.cuda.is_bf16_supported():
+        return torch.float16
+    return AUTOCAST_DTYPES[params.autocast]
+
+
+def autocast(device: torch.device, dtype: torch.dtype | None) -> contextlib.AbstractContextManager[object]:
+    """torch.autocast on `device` with `dtype`, or nothing when dtype is None."""
+    return torch.autocast(device.type, dtype=dtype) if dtype is not None else contextlib.nullcontext()
+
+
+def pin_memory(device: torch.device) -> bool:
+    """DataLoader pinned memory: only worth it (and only allowed without a warning) when copying to CUDA."""
+    return device.type == "cuda"
+
+
+def is_out_of_memory(error: BaseException) -> bool:
+    """torch's OutOfMemoryError (CUDA), MemoryError, or the RuntimeError of torch's CPU allocator."""
+    return isinstance(error, (torch.OutOfMemoryError, MemoryError)) or (
+        isinstance(error, RuntimeError) and "can't allocate memory" in str(error))
+
+
+@contextlib.contextmanager
+def out_of_memory_hint(stage: str, hint: str) -> Iterator[None]:
+    """Turn running out of memory into one line naming the stage and what to lower (`hint`)."""
+    try:
+        yield
+    except BaseException as e:
+        if not is_out_of_memory(e):
+            raise
+        where = "GPU" if isinstance(e, torch.OutOfMemoryError) and "CUDA" in str(e) else "RAM"
+        raise DvsaError(f"{stage}: out of memory ({where}); {hint}") from None

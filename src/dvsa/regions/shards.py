@@ -1,0 +1,113 @@
+"""Resumable extraction: the `regions` stage's finished work, kept as shard files in a work folder.
+
+Shard k holds the regions of images [k * shard_size, (k + 1) * shard_size) and is written atomically when
+all of them are done, so a kill, an out-of-memory or a bad image loses at most one shard. The folder's
+manifest.json records a fingerprint of everything that decides the shards' bits (the model file, the params,
+the images, the code, the device); a rerun with the same fingerprint keeps the finished shards, any other
+empties the folder first. regions.h5 is assembled from the shards (atomically) only when all are done, so
+DVC never sees a partial one; then the folder is removed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from dvsa.io import atomic_path, read_json, write_json
+from dvsa.regions.store import RegionWriter
+
+MANIFEST = "manifest.json"
+
+
+@dataclass
+class Shard:
+    """Regions of consecutive images (rows start..start + len - 1 of regions.h5)."""
+
+    start: int
+    feats: np.ndarray  # (B, R, D) float32 or float16
+    boxes: np.ndarray  # (B, R, 4) float32
+    scores: np.ndarray  # (B, R) float32
+    n_regions: np.ndarray  # (B,) int32; 0 for a skipped image
+    image_id: np.ndarray  # (B,) int64
+    skipped: list[dict[str, Any]]  # {"index", "path", "error"} of the images left out
+
+
+def fingerprint(parts: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def files_digest(paths: Sequence[Path]) -> str:
+    """sha256 over the files' contents (the code that computes the shards)."""
+    digest = hashlib.sha256()
+    for p in sorted(paths):
+        digest.update(p.name.encode() + b"\0" + p.read_bytes())
+    return digest.hexdigest()
+
+
+def images_digest(paths: Sequence[Path], image_ids: Sequence[int]) -> str:
+    """sha256 over each image's path, id, size and modification time (not its pixels: COCO is 20 GB)."""
+    digest = hashlib.sha256()
+    for p, i in zip(paths, image_ids):
+        st = os.stat(p) if p.is_file() else None
+        digest.update(f"{p}\t{i}\t{st.st_size if st else -1}\t{st.st_mtime_ns if st else -1}\n".encode())
+    return digest.hexdigest()
+
+
+class ShardFolder:
+    def __init__(self, folder: str | os.PathLike[str], key: str, n_images: int, shard_size: int) -> None:
+        """Open the work folder for a run identified by `key` (see :func:`fingerprint`); a folder left by a
+        run with another key is emptied."""
+        self.folder, self.n_images, self.shard_size = Path(folder), n_images, shard_size
+        manifest = self.folder / MANIFEST
+        if self.folder.exists() and not (manifest.is_file() and read_json(manifest).get("key") == key):
+            shutil.rmtree(self.folder)
+        if not manifest.is_file():
+            write_json(manifest, {"key": key, "n_images": n_images, "shard_size": shard_size})
+
+    @property
+    def n_shards(self) -> int:
+        return -(-self.n_images // self.shard_size)
+
+    def rows(self, k: int) -> range:
+        return range(k * self.shard_size, min((k + 1) * self.shard_size, self.n_images))
+
+    def path(self, k: int) -> Path:
+        return self.folder / f"shard-{k:06d}.h5"
+
+    def done(self, k: int) -> bool:
+        return self.path(k).is_file()
+
+    def write(self, k: int, shard: Shard) -> None:
+        with atomic_path(self.path(k)) as tmp, h5py.File(tmp, "w") as f:
+            for name in ("feats", "boxes", "scores", "n_regions", "image_id"):
+                f.create_dataset(name, data=getattr(shard, name))
+            f.attrs["start"] = shard.start
+            f.attrs["skipped"] = json.dumps(shard.skipped)
+
+    def read(self, k: int) -> Shard:
+        with h5py.File(self.path(k), "r") as f:
+            arrays = {name: f[name][()] for name in ("feats", "boxes", "scores", "n_regions", "image_id")}
+            return Shard(int(f.attrs["start"]), skipped=json.loads(f.attrs["skipped"]), **arrays)
+
+    def assemble(self, out_path: str | os.PathLike[str], dim: int, dtype: str) -> list[Shard]:
+        """Write regions.h5 (atomically) from all the shards, in order; return them without their features."""
+        shards = []
+        with RegionWriter(out_path, self.n_images, dim, dtype) as writer:
+            for k in range(self.n_shards):
+                s = self.read(k)
+                writer.append(s.feats, s.boxes, s.scores, s.n_regions, s.image_id)
+                s.feats = s.feats[:0]
+                shards.append(s)
+        return shards
+
+    def remove(self) -> None:
+        shutil.rmtree(self.folder, ignore_errors=True)

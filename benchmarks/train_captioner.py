@@ -1,52 +1,48 @@
-"""Training throughput of the captioner at the default size: tokens/s of one optimisation step.
+"""Training throughput of the captioner at the default size: tokens/s of one optimisation step, for the
+attention-over-regions model (the default) and the whole-image model, measured in one run.
 
-A step is neuraltalk2's: encode + expand + LSTM forward, masked cross-entropy, backward, clamp, Adam. Data:
-random region-0 features (4096-d) and random captions (lengths 6..max_length) with the default vocabulary
-size of the shapes world, so the figure does not depend on the pipeline having run.
+A step is train.lua's: encode + expand + LSTM forward, masked cross-entropy, backward, L2 + clamp, Adam.
+Data: random 20-region features (4096-d fc7 + the 6-d box geometry, 12 real regions per image as on the
+shapes world) and random captions (lengths 6..max_length) with the shapes world's vocabulary size, so the
+figure does not depend on the pipeline having run. The CNN is frozen (cached features), as by default.
 
-    python benchmarks/train_captioner.py [--steps 30] [--threads N] [--rnn-type lstm]
+    python benchmarks/train_captioner.py [--steps 30] [--threads 1]
 """
 
 from __future__ import annotations
 
 import argparse
 import time
+from dataclasses import replace
 
 import torch
 
 from dvsa.caption.config import CaptionerParams
-from dvsa.caption.model import Captioner, language_model_criterion
+from dvsa.caption.features import GEOMETRY_DIM
+from dvsa.caption.model import language_model_criterion
+from dvsa.caption.train import l2_and_clamp, make_protos
 
 
-def main() -> None:
-    p = CaptionerParams()
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=30)
-    parser.add_argument("--warmup", type=int, default=3)
-    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
-    parser.add_argument("--vocab", type=int, default=50)
-    parser.add_argument("--max-length", type=int, default=16)
-    parser.add_argument("--feat-dim", type=int, default=4096)
-    parser.add_argument("--rnn-type", default=p.rnn_type, choices=["lstm", "rnn"])
-    a = parser.parse_args()
-    if a.threads:
-        torch.set_num_threads(a.threads)
+def tokens_per_second(p: CaptionerParams, a: argparse.Namespace) -> tuple[float, int]:
     torch.manual_seed(0)
-    model = Captioner(a.vocab, a.feat_dim, a.rnn_type, p.rnn_size, p.num_layers, p.input_encoding_size, p.drop_prob_lm)
+    feat_dim = a.feat_dim + GEOMETRY_DIM
+    protos = make_protos(p, a.vocab, feat_dim, None)
+    model, opt = protos.lm, protos.lm_optim
     model.train()
-    opt = torch.optim.Adam(model.parameters(), lr=p.learning_rate, betas=(p.optim_alpha, p.optim_beta))
     b, s = p.batch_size, p.seq_per_img
-    feats = torch.relu(torch.randn(b, a.feat_dim))  # (B, D) non-negative, like fc7
+    mask = torch.arange(20)[None, :] < a.regions  # (1, R)
+    mask = mask.expand(b, -1)
+    feats = torch.relu(torch.randn(b, 20, feat_dim)) * mask[:, :, None]  # (B, R, D) non-negative, like fc7
     lengths = torch.randint(6, a.max_length + 1, (b * s,))  # (B * S,)
     labels = torch.randint(1, a.vocab + 1, (b * s, a.max_length))
     labels[torch.arange(a.max_length)[None, :] >= lengths[:, None]] = 0
     tokens = int(lengths.sum()) + b * s  # words + END per caption
 
     def step() -> None:
-        loss = language_model_criterion(model(feats, labels, s), labels)
+        loss = language_model_criterion(model(feats, mask, labels, s), labels)
         opt.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_value_(model.parameters(), p.grad_clip)
+        l2_and_clamp(list(model.parameters()), p.weight_decay, p.grad_clip)
         opt.step()
 
     for _ in range(a.warmup):
@@ -55,12 +51,33 @@ def main() -> None:
     for _ in range(a.steps):
         step()
     seconds = (time.perf_counter() - start) / a.steps
+    return tokens / seconds, tokens
+
+
+def main() -> None:
+    p = CaptionerParams()
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=30)
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=p.threads, help="torch threads (0: torch's default)")
+    parser.add_argument("--vocab", type=int, default=90)
+    parser.add_argument("--max-length", type=int, default=16)
+    parser.add_argument("--feat-dim", type=int, default=4096)
+    parser.add_argument("--regions", type=int, default=12, help="real regions per image")
+    a = parser.parse_args()
+    if a.threads:
+        torch.set_num_threads(a.threads)
     print(
-        f"captioner training step ({a.rnn_type}, rnn_size {p.rnn_size}, encoding {p.input_encoding_size}, "
-        f"batch {b} images x {s} captions, vocab {a.vocab}, feat {a.feat_dim}, threads {torch.get_num_threads()})"
+        f"captioner training step: rnn_size {p.rnn_size}, encoding {p.input_encoding_size}, batch {p.batch_size} "
+        f"images x {p.seq_per_img} captions, vocab {a.vocab}, feat {a.feat_dim}, threads {torch.get_num_threads()}"
     )
-    print(f"{seconds * 1000:.1f} ms/step, {tokens / seconds:,.0f} tokens/s ({tokens} tokens/step)")
-    print(f"default max_iters {p.max_iters}: ~{p.max_iters * seconds:.0f} s of steps")
+    figures = {}
+    for image in ("regions", "whole"):
+        rate, tokens = tokens_per_second(replace(p, image=image), a)
+        figures[image] = rate
+        print(f"image: {image:8s} {rate:10,.0f} tokens/s ({tokens} tokens/step, {p.max_iters * tokens / rate:.0f} s "
+              f"for the default {p.max_iters} iterations)")
+    print(f"regions / whole: {figures['regions'] / figures['whole']:.2f}x")
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""DVC stage `train_captioner`: labels + region-0 features -> models/captioner.pt, logs/captioner/ (dvclive).
+"""DVC stage `train_captioner`: labels + regions (+ images and the region CNN when it is finetuned) ->
+models/captioner.pt, logs/captioner/ (dvclive curves, history.json with the val predictions).
 
 An interrupted run (Ctrl-C) leaves models/captioner.resume.pt; the next run with the same params and
 inputs resumes from it exactly.
@@ -6,19 +7,30 @@ inputs resumes from it exactly.
 
 from __future__ import annotations
 
+from dvsa.caption.cnn import CaptionCNN
 from dvsa.caption.config import CaptionerParams
 from dvsa.caption.train import file_fingerprint, train_captioner
+from dvsa.data.dataset import load_dataset
 from dvsa.data.labels import read_labels
 from dvsa.params import load_params
+from dvsa.regions.checkpoint import load_region_cnn
+from dvsa.regions.data import image_records
 from dvsa.regions.store import RegionStore
 from dvsa.stage import run_stage
 
 LABELS, VOCAB, REGIONS = "data/prepro/labels.h5", "data/prepro/vocab.json", "data/regions/regions.h5"
+DATASET, REGION_CNN = "data/dataset/dataset.json", "models/region_cnn.pt"
 
 
 def main() -> None:
     params = load_params(CaptionerParams, "captioner")
     labels = read_labels(LABELS, VOCAB)
+    cnn, paths = None, None
+    inputs = [LABELS, VOCAB, REGIONS]
+    if params.finetune_cnn_after >= 0:
+        cnn = CaptionCNN(load_region_cnn(REGION_CNN))
+        paths = [r.path for r in image_records(load_dataset(DATASET), DATASET)]
+        inputs += [DATASET, REGION_CNN]
     with RegionStore(REGIONS) as store:
         summary = train_captioner(
             params,
@@ -27,7 +39,9 @@ def main() -> None:
             model_path="models/captioner.pt",
             resume_path="models/captioner.resume.pt",
             log_dir="logs/captioner",
-            fingerprint=file_fingerprint(LABELS, VOCAB, REGIONS),
+            fingerprint=file_fingerprint(*inputs),
+            cnn=cnn,
+            image_paths=paths,
         )
     val = summary["val"]
     print(

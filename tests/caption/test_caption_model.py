@@ -5,12 +5,22 @@ import torch
 
 from dvsa.caption.model import Captioner, expand, language_model_criterion
 
-V, D = 7, 12
+V, D, R = 7, 12, 5
+MODES = [("regions", "lstm"), ("whole", "lstm"), ("whole", "rnn")]
 
 
-def model(rnn_type: str, num_layers: int = 1) -> Captioner:
+def model(image: str, rnn_type: str, num_layers: int = 1) -> Captioner:
     torch.manual_seed(0)
-    return Captioner(V, D, rnn_type, rnn_size=10, num_layers=num_layers, input_encoding_size=8, drop_prob_lm=0.5).eval()
+    return Captioner(
+        V, D, image, rnn_type, rnn_size=10, num_layers=num_layers, input_encoding_size=8, att_size=6, drop_prob_lm=0.5
+    ).eval()
+
+
+def regions(b: int, n_real: list[int] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Random features (b, R, D) and a mask with n_real[i] real regions (zero features after them)."""
+    n_real = n_real or [R] * b
+    mask = torch.arange(R)[None, :] < torch.tensor(n_real)[:, None]  # (b, R)
+    return torch.randn(b, R, D) * mask[:, :, None], mask
 
 
 def test_expander_repeats_each_image_for_its_captions() -> None:
@@ -20,39 +30,80 @@ def test_expander_repeats_each_image_for_its_captions() -> None:
     assert torch.equal(out, torch.tensor([[0.0, 1], [0, 1], [2, 3], [2, 3], [4, 5], [4, 5]]))
 
 
-@pytest.mark.parametrize("rnn_type", ["lstm", "rnn"])
+@pytest.mark.parametrize("image,rnn_type", MODES)
 @pytest.mark.parametrize("num_layers", [1, 2])
-def test_forward_shapes_and_normalisation(rnn_type: str, num_layers: int) -> None:
-    m = model(rnn_type, num_layers)
-    feats = torch.randn(3, D)
+def test_forward_shapes_and_normalisation(image: str, rnn_type: str, num_layers: int) -> None:
+    m = model(image, rnn_type, num_layers)
+    feats, mask = regions(3, [5, 2, 1])
     labels = torch.randint(1, V + 1, (6, 5))
-    out = m(feats, labels, seq_per_img=2)
+    out = m(feats, mask, labels, seq_per_img=2)
     assert out.shape == (6, 6, V + 1)
     assert torch.allclose(out.exp().sum(-1), torch.ones(6, 6), atol=1e-5)
 
 
-@pytest.mark.parametrize("rnn_type", ["lstm", "rnn"])
+@pytest.mark.parametrize("image,rnn_type", MODES)
 @pytest.mark.parametrize("num_layers", [1, 2])
-def test_teacher_forcing_equals_step_by_step(rnn_type: str, num_layers: int) -> None:
-    m = model(rnn_type, num_layers)
-    feats = torch.randn(2, D)
+def test_teacher_forcing_equals_step_by_step(image: str, rnn_type: str, num_layers: int) -> None:
+    m = model(image, rnn_type, num_layers)
+    feats, mask = regions(2, [5, 3])
     labels = torch.randint(1, V + 1, (2, 4))
-    full = m(feats, labels, seq_per_img=1)  # (2, 5, V + 1)
-    logprobs, state = m.start(feats)
-    steps = [logprobs]
+    full, alpha = m.forward_with_attention(feats, mask, labels, seq_per_img=1)  # (2, 5, V + 1)
+    logprobs, state = m.start(feats, mask)
+    steps, alphas = [logprobs], [state.alpha]
     for t in range(4):
         logprobs, state = m.step(labels[:, t], state)
         steps.append(logprobs)
+        alphas.append(state.alpha)
     assert torch.allclose(full, torch.stack(steps, dim=1), atol=1e-5)
+    if image == "regions":
+        assert alpha is not None and torch.allclose(alpha, torch.stack(alphas, dim=1), atol=1e-6)
+    else:
+        assert alpha is None and all(a is None for a in alphas)
 
 
-@pytest.mark.parametrize("rnn_type", ["lstm", "rnn"])
-def test_the_image_changes_the_prediction(rnn_type: str) -> None:
-    m = model(rnn_type)
+@pytest.mark.parametrize("image,rnn_type", MODES)
+def test_the_image_changes_the_prediction(image: str, rnn_type: str) -> None:
+    m = model(image, rnn_type)
     labels = torch.randint(1, V + 1, (1, 4))
-    a = m(torch.randn(1, D), labels, 1)
-    b = m(torch.randn(1, D), labels, 1)
+    a = m(*regions(1), labels, 1)
+    b = m(*regions(1), labels, 1)
     assert not torch.allclose(a, b)
+
+
+def test_attention_ignores_padded_regions() -> None:
+    m = model("regions", "lstm")
+    feats, mask = regions(2, [3, 1])
+    labels = torch.randint(1, V + 1, (2, 4))
+    out, alpha = m.forward_with_attention(feats, mask, labels, 1)
+    assert alpha is not None
+    assert torch.all(alpha[0, :, 3:] == 0) and torch.all(alpha[1, :, 1:] == 0)
+    assert torch.allclose(alpha.sum(-1), torch.ones(2, 5), atol=1e-6)
+    noisy = feats.clone()
+    noisy[0, 3:] = 1e3 * torch.randn(R - 3, D)  # whatever the padding holds
+    noisy[1, 1:] = 1e3 * torch.randn(R - 1, D)
+    assert torch.equal(out, m(noisy, mask, labels, 1))
+    real = feats.clone()
+    real[0, 2] += 1.0  # a real region does matter
+    assert not torch.allclose(out[:1], m(real, mask, labels, 1)[:1])
+
+
+def test_the_whole_image_model_reads_region_0_only() -> None:
+    m = model("whole", "lstm")
+    feats, mask = regions(1)
+    labels = torch.randint(1, V + 1, (1, 4))
+    other = feats.clone()
+    other[0, 1:] = torch.randn(R - 1, D)
+    assert torch.equal(m(feats, mask, labels, 1), m(other, mask, labels, 1))
+
+
+def test_feature_norm_tracks_real_regions_only() -> None:
+    m = model("regions", "lstm")
+    feats, mask = regions(4, [5, 5, 2, 1])
+    feats[~mask] = 1e6  # padding must not enter the statistics
+    m.feat_norm.track(feats, mask, momentum=1.0)
+    real = feats[mask].double()
+    assert torch.allclose(m.feat_norm.mean, real.mean(0).float(), atol=1e-5)
+    assert torch.allclose(m.feat_norm.var, real.var(0, unbiased=False).float(), atol=1e-4)
 
 
 def test_criterion_is_mean_nll_over_words_and_end_only() -> None:
@@ -75,8 +126,13 @@ def test_criterion_predicts_end_after_a_full_length_caption() -> None:
 
 
 def test_dropout_is_active_in_training_only() -> None:
-    m = model("lstm")
-    feats, labels = torch.randn(2, D), torch.randint(1, V + 1, (2, 4))
-    assert torch.equal(m(feats, labels, 1), m(feats, labels, 1))
+    m = model("regions", "lstm")
+    (feats, mask), labels = regions(2), torch.randint(1, V + 1, (2, 4))
+    assert torch.equal(m(feats, mask, labels, 1), m(feats, mask, labels, 1))
     m.train()
-    assert not torch.equal(m(feats, labels, 1), m(feats, labels, 1))
+    assert not torch.equal(m(feats, mask, labels, 1), m(feats, mask, labels, 1))
+
+
+def test_regions_need_an_lstm() -> None:
+    with pytest.raises(ValueError, match="needs rnn_type: lstm"):
+        Captioner(V, D, "regions", "rnn")

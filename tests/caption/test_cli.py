@@ -12,6 +12,7 @@ import torch
 from PIL import Image
 
 from dvsa.caption.checkpoint import save_checkpoint
+from dvsa.caption.features import GEOMETRY_DIM
 from dvsa.caption.model import Captioner
 from dvsa.cli import main
 from dvsa.regions.checkpoint import save_region_cnn
@@ -27,7 +28,7 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     torch.manual_seed(0)
     net = NetParams(input_size=32, channels=[4, 4, 4, 4], fc6_dim=16, fc7_dim=24)
     save_region_cnn(ShapesRegionCNN(net, ["red circle"]), RegionsParams(net=net), root / "region_cnn.pt")
-    captioner = Captioner(len(VOCAB), 24, "lstm", rnn_size=8, input_encoding_size=8)
+    captioner = Captioner(len(VOCAB), 24 + GEOMETRY_DIM, "regions", "lstm", rnn_size=8, input_encoding_size=8, att_size=8)
     with torch.no_grad():
         captioner.logit.bias.copy_(torch.tensor([-5.0, 3.0, 2.0, 1.0, 0.0]))  # a few words before END
     save_checkpoint(
@@ -35,7 +36,7 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         {
             "state_dict": captioner.state_dict(),
             "config": captioner.config,
-            "params": {},
+            "params": {"region_geometry": True},
             "vocab": {str(k): w for k, w in VOCAB.items()},
             "max_length": 6,
         },

@@ -1,6 +1,7 @@
 """A toy captioning world written in the pipeline's file layout: each image has one of 4 classes
 (colour x shape); its region-0 feature is the class's random direction plus noise, its 5 captions name the
-class. A captioner can learn it in a few hundred iterations; the nearest-neighbour baseline can too."""
+class. A captioner can learn it in a few hundred iterations; the nearest-neighbour baseline can too. Region 0
+is the whole image (its box the image's), the only real region."""
 
 from __future__ import annotations
 
@@ -86,11 +87,15 @@ def write_toy(
     directions = rng.normal(size=(4, dim)).astype(np.float32)
     feats = np.zeros((n, N_REGIONS, dim), dtype=np.float32)
     feats[:, 0] = directions[classes] + noise * rng.normal(size=(n, dim)).astype(np.float32)
+    boxes = np.zeros((n, N_REGIONS, 4), np.float32)
+    boxes[:, 0] = [0, 0, 24, 20]
+    scores = np.zeros((n, N_REGIONS), np.float32)
+    scores[:, 0] = 1.0
     with RegionWriter(paths["regions"], n, dim, "float32") as w:
         w.append(
             feats,
-            np.zeros((n, N_REGIONS, 4), np.float32),
-            np.zeros((n, N_REGIONS), np.float32),
+            boxes,
+            scores,
             np.ones(n, np.int32),
             np.arange(100, 100 + n),
         )

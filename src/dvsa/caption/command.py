@@ -1,6 +1,7 @@
-"""`dvsa caption IMAGE...`: caption image files with the trained region CNN (whole-image feature, region 0)
-and captioner. One line per image (``path<TAB>caption``) or, with ``--json``, one JSON list. A file that cannot
-be read is one line on stderr; the others still get captions, and the exit code is then 1."""
+"""`dvsa caption IMAGE...`: caption image files with the trained region CNN (its 20 regions per image, as the
+`regions` stage extracts them) and captioner (with its finetuned CNN encoder, if it finetuned one). One line
+per image (``path<TAB>caption``) or, with ``--json``, one JSON list. A file that cannot be read is one line
+on stderr; the others still get captions, and the exit code is then 1."""
 
 from __future__ import annotations
 
@@ -12,7 +13,9 @@ import torch
 from PIL import Image
 
 from dvsa.caption.checkpoint import load_captioner
+from dvsa.caption.cnn import CaptionCNN
 from dvsa.caption.decode import beam_search
+from dvsa.caption.features import GEOMETRY_DIM, with_geometry
 from dvsa.data.images import load_rgb
 from dvsa.data.vocab import decode
 from dvsa.errors import InputError
@@ -37,13 +40,20 @@ def run(args: argparse.Namespace) -> int:
     for name in ("beam_size", "max_length", "batch_size"):
         if getattr(args, name) < 1:
             raise InputError(f"--{name.replace('_', '-')}: must be >= 1, got {getattr(args, name)}")
-    captioner, vocab, _ = load_captioner(args.model)
+    captioner, vocab, ckpt = load_captioner(args.model)
     region_cnn = load_region_cnn(args.region_cnn)
-    if captioner.config["feat_dim"] != region_cnn.fc7_dim:
+    geometry = bool(ckpt["params"].get("region_geometry", False))
+    feat_dim = region_cnn.fc7_dim + (GEOMETRY_DIM if geometry else 0)
+    if captioner.config["feat_dim"] != feat_dim:
         raise InputError(
             f"{args.model}: expects {captioner.config['feat_dim']}-d features but {args.region_cnn} "
-            f"gives {region_cnn.fc7_dim}-d (were they trained on the same data?)"
+            f"gives {feat_dim}-d (were they trained on the same data?)"
         )
+    tuned = None
+    if "cnn" in ckpt:  # the captioner's finetuned encoder on the detector's boxes
+        tuned = CaptionCNN(load_region_cnn(args.region_cnn))
+        tuned.load_encoder_state_dict(ckpt["cnn"])
+        tuned.eval()
     failed = 0
     results = []
     pending: list[tuple[str, Image.Image]] = []
@@ -51,9 +61,18 @@ def run(args: argparse.Namespace) -> int:
     def flush() -> None:
         if not pending:
             return
-        feats = extract_regions(region_cnn, [im for _, im in pending]).feats[:, 0]  # (B, D) whole image
-        seqs, _ = beam_search(captioner, torch.from_numpy(feats), args.beam_size, args.max_length)
-        for (path, _), seq in zip(pending, seqs):
+        images = [im for _, im in pending]
+        regions = extract_regions(region_cnn, images)
+        mask = torch.arange(regions.feats.shape[1])[None, :] < torch.from_numpy(regions.n_regions)[:, None]  # (B, R)
+        feats, boxes = torch.from_numpy(regions.feats), torch.from_numpy(regions.boxes)  # (B, R, D), (B, R, 4)
+        if tuned is not None:
+            with torch.no_grad():
+                feats = feats.clone()
+                feats[mask] = tuned(images, [b[:n] for b, n in zip(boxes, regions.n_regions)])
+        if geometry:
+            feats = with_geometry(feats, boxes, torch.from_numpy(regions.scores), mask)
+        decoded, _ = beam_search(captioner, feats, mask, args.beam_size, args.max_length)
+        for (path, _), seq in zip(pending, decoded.seqs):
             caption = decode(seq.tolist(), vocab)
             results.append({"image": path, "caption": caption})
             if not args.json:

@@ -5,19 +5,27 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
+from dvsa.errors import ParamsError
+
 
 @dataclass
 class CaptionerParams:
     seed: int = 123
     threads: int = field(default=1, metadata={"min": 0})  # torch CPU threads while training (0: torch's default)
-    # the model
+    # the model: attention over the regions (default) or the whole-image feature (neuraltalk2, the paper)
+    image: Literal["regions", "whole"] = "regions"
     rnn_type: Literal["lstm", "rnn"] = "lstm"  # neuraltalk2's LSTM, or the paper's multimodal RNN (eq. 13)
     rnn_size: int = field(default=256, metadata={"min": 1})
     num_layers: int = field(default=1, metadata={"min": 1, "max": 4})
     input_encoding_size: int = field(default=256, metadata={"min": 1})
+    # each region's fc7 followed by its detected box (relative to the image) and detection score
+    region_geometry: bool = True
+    att_size: int = field(default=256, metadata={"min": 1})  # image: regions, the attention's hidden size
     drop_prob_lm: float = field(default=0.2, metadata={"min": 0.0, "max": 0.9})
-    # standardize: features -> (x - mean) / std with the train split's statistics before the encoder
+    # standardize: features -> (x - mean) / std with the train split's statistics before the encoder; while
+    # the CNN is finetuned the statistics follow it (moving average, this momentum per iteration)
     feat_norm: Literal["standardize", "none"] = "standardize"
+    feat_norm_momentum: float = field(default=0.01, metadata={"gt": 0.0, "max": 1.0})
     # batches
     batch_size: int = field(default=16, metadata={"min": 1})  # images per batch
     seq_per_img: int = field(default=5, metadata={"min": 1})  # captions per image per batch
@@ -27,16 +35,32 @@ class CaptionerParams:
     optim_alpha: float = field(default=0.8, metadata={"min": 0.0, "max": 0.999999})
     optim_beta: float = field(default=0.999, metadata={"min": 0.0, "max": 0.999999})
     optim_epsilon: float = field(default=1e-8, metadata={"gt": 0.0})
-    weight_decay: float = field(default=0.0, metadata={"min": 0.0})  # L2 on every weight
+    weight_decay: float = field(default=0.0, metadata={"min": 0.0})  # L2 on the language model's weights
     grad_clip: float = field(default=0.1, metadata={"gt": 0.0})  # each gradient element clamped to ±grad_clip
     # eps = eps0 * 2^(-(i - i0) / T) for i > i0 = learning_rate_decay_start (-1: no decay), T = ..._every
     learning_rate_decay_start: int = field(default=500, metadata={"min": -1})
     learning_rate_decay_every: int = field(default=500, metadata={"min": 1})
+    # neuraltalk2's protos.cnn: -1 = never finetune (cached regions.h5 features); i >= 0 = the region CNN
+    # encodes the regions from pixels, and is trained (backward + its own Adam) from iteration i on
+    finetune_cnn_after: int = field(default=-1, metadata={"min": -1})
+    cnn_learning_rate: float = field(default=1e-5, metadata={"gt": 0.0})
+    cnn_optim_alpha: float = field(default=0.8, metadata={"min": 0.0, "max": 0.999999})
+    cnn_optim_beta: float = field(default=0.999, metadata={"min": 0.0, "max": 0.999999})
+    cnn_weight_decay: float = field(default=0.0, metadata={"min": 0.0})  # L2 on the CNN only
+    # training images through the CNN: random crop keeping >= 1 - augment_crop of each side, brightness
+    # x U(1 -+ augment_brightness); never a horizontal flip (captions say left / right)
+    augment_crop: float = field(default=0.1, metadata={"min": 0.0, "max": 0.5})
+    augment_brightness: float = field(default=0.1, metadata={"min": 0.0, "max": 0.5})
     # validation: loss and greedy-caption language metrics on the first val_images val images
     val_every: int = field(default=250, metadata={"min": 1})
     val_images: int = field(default=200, metadata={"min": 1})
+    val_predictions: int = field(default=30, metadata={"min": 0})  # val captions kept per validation in history.json
     # training stops with an error when the loss is not finite or exceeds explode_factor x the first loss
     explode_factor: float = field(default=3.0, metadata={"gt": 1.0})
+
+    def __post_init__(self) -> None:
+        if self.image == "regions" and self.rnn_type != "lstm":
+            raise ParamsError("captioner.rnn_type: rnn (the multimodal RNN of eq. 13) needs captioner.image: whole")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

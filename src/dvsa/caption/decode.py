@@ -3,40 +3,56 @@
 Every decoder runs on a batch of images at once; beam search keeps its B x K hypotheses in tensors
 (one LSTM step per time step for all images and beams). Sequences are (B, max_length) int64 with words
 1..V and 0 after the END, so ``dvsa.data.vocab.decode`` reads them directly. The length cap
-``max_length`` ends any caption still open.
+``max_length`` ends any caption still open. Each decoder also returns the attention weights of the step
+that emitted each word (B, max_length, R) for an attention model (None otherwise), so a report can show
+which region each word looked at.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import Tensor
 
-from dvsa.caption.model import Captioner, reorder_state
+from dvsa.caption.model import Captioner
+
+
+@dataclass
+class Decoded:
+    seqs: Tensor  # (B, T) words, 0 after END
+    attention: Tensor | None  # (B, T, R): weights of the step that emitted word t; None without attention
 
 
 @torch.no_grad()
-def greedy(model: Captioner, feats: Tensor, max_length: int) -> Tensor:
-    """The most likely word at each step. feats (B, D) -> (B, max_length)."""
-    return _sample(model, feats, max_length, temperature=0.0, generator=None)
+def greedy(model: Captioner, feats: Tensor, mask: Tensor, max_length: int) -> Decoded:
+    """The most likely word at each step. feats (B, R, D), mask (B, R) -> (B, max_length)."""
+    return _sample(model, feats, mask, max_length, temperature=0.0, generator=None)
 
 
 @torch.no_grad()
 def sample(
-    model: Captioner, feats: Tensor, max_length: int, temperature: float = 1.0, generator: torch.Generator | None = None
-) -> Tensor:
-    """Words drawn from softmax(log p / temperature). feats (B, D) -> (B, max_length)."""
+    model: Captioner,
+    feats: Tensor,
+    mask: Tensor,
+    max_length: int,
+    temperature: float = 1.0,
+    generator: torch.Generator | None = None,
+) -> Decoded:
+    """Words drawn from softmax(log p / temperature). feats (B, R, D), mask (B, R) -> (B, max_length)."""
     if temperature <= 0:
         raise ValueError(f"temperature must be > 0, got {temperature}")
-    return _sample(model, feats, max_length, temperature, generator)
+    return _sample(model, feats, mask, max_length, temperature, generator)
 
 
 def _sample(
-    model: Captioner, feats: Tensor, max_length: int, temperature: float, generator: torch.Generator | None
-) -> Tensor:
-    b = feats.shape[0]
+    model: Captioner, feats: Tensor, mask: Tensor, max_length: int, temperature: float, generator: torch.Generator | None
+) -> Decoded:
+    b, r = feats.shape[:2]
     seq = feats.new_zeros(b, max_length, dtype=torch.long)  # (B, T)
+    attention = feats.new_zeros(b, max_length, r) if model.image == "regions" else None  # (B, T, R)
     done = torch.zeros(b, dtype=torch.bool, device=feats.device)  # (B,)
-    logprobs, state = model.start(feats)  # (B, V + 1)
+    logprobs, state = model.start(feats, mask)  # (B, V + 1)
     for t in range(max_length):
         if temperature == 0.0:
             word = logprobs.argmax(dim=1)  # (B,)
@@ -45,22 +61,25 @@ def _sample(
             word = torch.multinomial(probs, 1, generator=generator)[:, 0]
         word = word.masked_fill(done, 0)
         seq[:, t] = word
+        if attention is not None and state.alpha is not None:
+            attention[:, t] = state.alpha.masked_fill((word == 0)[:, None], 0.0)  # words only, not END
         done |= word == 0
         if bool(done.all()) or t == max_length - 1:
             break
         logprobs, state = model.step(word, state)
-    return seq
+    return Decoded(seq, attention)
 
 
 @torch.no_grad()
-def beam_search(model: Captioner, feats: Tensor, beam_size: int, max_length: int) -> tuple[Tensor, Tensor]:
+def beam_search(model: Captioner, feats: Tensor, mask: Tensor, beam_size: int, max_length: int) -> tuple[Decoded, Tensor]:
     """Beam search over all images at once: the best of `beam_size` beams per image by total log p.
 
-    feats (B, D) -> sequences (B, max_length) and their log-probabilities (B,). A beam that has emitted END
-    stays finished with its score; the search stops when every beam is finished or at the length cap.
+    feats (B, R, D), mask (B, R) -> the best sequences (B, max_length) with their attention, and their
+    log-probabilities (B,). A beam that has emitted END stays finished with its score; the search stops when
+    every beam is finished or at the length cap.
     """
-    b = feats.shape[0]
-    logprobs, state = model.start(feats)  # (B, V + 1)
+    b, r = feats.shape[:2]
+    logprobs, state = model.start(feats, mask)  # (B, V + 1)
     n_words = logprobs.shape[1]
     k = beam_size
     scores, word = logprobs.topk(min(k, n_words), dim=1)  # (B, K), (B, K)
@@ -69,7 +88,9 @@ def beam_search(model: Captioner, feats: Tensor, beam_size: int, max_length: int
         word = torch.cat([word, word.new_zeros(b, k - n_words)], dim=1)
     seqs = word[:, :, None]  # (B, K, 1)
     rows = torch.arange(b, device=feats.device).repeat_interleave(k)  # (B * K,)
-    state = reorder_state(state, rows)
+    state = state.select(rows)
+    with_attention = state.alpha is not None
+    att = state.alpha.view(b, k, 1, r) if state.alpha is not None else None  # (B, K, 1, R)
     finished_row = torch.full((n_words,), float("-inf"), device=feats.device)
     finished_row[0] = 0.0  # a finished beam can only stay finished, at no cost
     for _ in range(1, max_length):
@@ -83,11 +104,20 @@ def beam_search(model: Captioner, feats: Tensor, beam_size: int, max_length: int
         scores, flat = candidates.topk(k, dim=1)  # (B, K)
         parent, word = flat // n_words, flat % n_words  # (B, K)
         seqs = torch.cat([seqs.gather(1, parent[:, :, None].expand(-1, -1, seqs.shape[2])), word[:, :, None]], dim=2)
-        state = reorder_state(state, (parent + torch.arange(b, device=feats.device)[:, None] * k).view(-1))
+        if att is not None and state.alpha is not None:
+            step_att = state.alpha.view(b, k, 1, r).gather(1, parent[:, :, None, None].expand(-1, -1, 1, r))
+            att = torch.cat([att.gather(1, parent[:, :, None, None].expand(-1, -1, att.shape[2], r)), step_att], dim=2)
+        state = state.select((parent + torch.arange(b, device=feats.device)[:, None] * k).view(-1))
     best = seqs[:, 0]  # (B, t): topk keeps beams sorted, best first
     out = feats.new_zeros(b, max_length, dtype=torch.long)
     out[:, : best.shape[1]] = best
-    return _zero_after_end(out), scores[:, 0]
+    out = _zero_after_end(out)
+    attention = None
+    if with_attention and att is not None:
+        attention = feats.new_zeros(b, max_length, r)
+        attention[:, : att.shape[2]] = att[:, 0]
+        attention = attention.masked_fill((out == 0)[:, :, None], 0.0)
+    return Decoded(out, attention), scores[:, 0]
 
 
 def _zero_after_end(seq: Tensor) -> Tensor:
@@ -99,17 +129,18 @@ def _zero_after_end(seq: Tensor) -> Tensor:
 def decode_batch(
     model: Captioner,
     feats: Tensor,
+    mask: Tensor,
     method: str,
     max_length: int,
     beam_size: int = 3,
     temperature: float = 1.0,
     generator: torch.Generator | None = None,
-) -> Tensor:
-    """Dispatch on `method` (beam, greedy, sample). feats (B, D) -> (B, max_length)."""
+) -> Decoded:
+    """Dispatch on `method` (beam, greedy, sample). feats (B, R, D), mask (B, R) -> (B, max_length)."""
     if method == "beam":
-        return beam_search(model, feats, beam_size, max_length)[0]
+        return beam_search(model, feats, mask, beam_size, max_length)[0]
     if method == "greedy":
-        return greedy(model, feats, max_length)
+        return greedy(model, feats, mask, max_length)
     if method == "sample":
-        return sample(model, feats, max_length, temperature, generator)
+        return sample(model, feats, mask, max_length, temperature, generator)
     raise ValueError(f"unknown decoding method {method!r} (beam, greedy or sample)")

@@ -4,20 +4,27 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
 from dvsa.caption.decode import decode_batch
+from dvsa.caption.features import FeatureSource
 from dvsa.caption.model import Captioner, language_model_criterion
 from dvsa.data.labels import Labels
-from dvsa.regions.store import RegionStore
+
+
+@dataclass
+class Captions:
+    seqs: np.ndarray  # (N, T) int64 words, 0 after END
+    attention: np.ndarray | None  # (N, T, R) float32: the attention of the step that emitted each word
 
 
 def caption_rows(
     model: Captioner,
-    store: RegionStore,
+    source: FeatureSource,
     rows: Sequence[int] | np.ndarray,
     method: str = "beam",
     max_length: int = 16,
@@ -26,34 +33,39 @@ def caption_rows(
     batch_size: int = 50,
     seed: int = 0,
     progress: bool = False,
-) -> np.ndarray:
-    """(N, max_length) int64 word sequences for regions.h5 rows `rows`, from their region-0 feature."""
+) -> Captions:
+    """Word sequences for rows `rows` of the dataset, decoded from their region features."""
     model.eval()
     rows = np.asarray(rows, dtype=np.int64)
-    out = np.zeros((len(rows), max_length), dtype=np.int64)
+    seqs = np.zeros((len(rows), max_length), dtype=np.int64)
+    attention = None
     generator = torch.Generator().manual_seed(seed)
     starts = range(0, len(rows), batch_size)
     for s in tqdm(starts, desc=f"caption ({method})", unit="batch", disable=not progress):
-        feats = torch.from_numpy(store.feats(rows[s : s + batch_size], region=0))  # (B, D)
-        out[s : s + len(feats)] = decode_batch(
-            model, feats, method, max_length, beam_size, temperature, generator
-        ).numpy()
-    return out
+        with torch.no_grad():
+            feats, mask = source(rows[s : s + batch_size])  # (B, R, D), (B, R)
+        out = decode_batch(model, feats, mask, method, max_length, beam_size, temperature, generator)
+        seqs[s : s + len(feats)] = out.seqs.numpy()
+        if out.attention is not None:
+            if attention is None:
+                attention = np.zeros((len(rows), max_length, feats.shape[1]), dtype=np.float32)
+            attention[s : s + len(feats)] = out.attention.numpy()
+    return Captions(seqs, attention)
 
 
 @torch.no_grad()
-def perplexity(model: Captioner, store: RegionStore, labels: Labels, rows: Sequence[int], batch_size: int = 50) -> float:
+def perplexity(model: Captioner, source: FeatureSource, labels: Labels, rows: Sequence[int], batch_size: int = 50) -> float:
     """exp of the mean per-token negative log-likelihood (words and END) of every caption of `rows`."""
     model.eval()
     total, tokens = 0.0, 0
     rows = np.asarray(rows, dtype=np.int64)
     for s in range(0, len(rows), batch_size):
         chunk = rows[s : s + batch_size]
-        feats = torch.from_numpy(store.feats(chunk, region=0))  # (B, D)
-        owner = np.concatenate([np.full(len(labels.captions(int(i))), k) for k, i in enumerate(chunk)])  # (M,)
+        feats, mask = source(chunk)  # (B, R, D), (B, R)
+        owner = torch.from_numpy(np.concatenate([np.full(len(labels.captions(int(i))), k) for k, i in enumerate(chunk)]))
         caps = torch.from_numpy(np.concatenate([labels.captions(int(i)) for i in chunk]).astype(np.int64))  # (M, L)
         caps = caps[:, : max(int((caps > 0).sum(1).max()), 1)]
-        logprobs = model(feats[torch.from_numpy(owner)], caps, seq_per_img=1)  # (M, L + 1, V + 1)
+        logprobs = model(feats[owner], mask[owner], caps, seq_per_img=1)  # (M, L + 1, V + 1)
         n = int(((caps > 0).sum(1) + 1).sum())
         total += float(language_model_criterion(logprobs, caps)) * n
         tokens += n

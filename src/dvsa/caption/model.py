@@ -1,28 +1,87 @@
-"""The captioner: neuraltalk2's protos.cnn -> protos.expander -> protos.lm, on a cached image feature.
+"""The captioner: neuraltalk2's protos.cnn -> protos.expander -> protos.lm, with attention over the regions.
 
 Token indices: words are 1..V as in vocab.json; index 0 is START when fed to the network and END when
 predicted (the zero padding of labels.h5 then reads as END), so both tables have V + 1 rows.
 
-- ``rnn_type: lstm`` (neuraltalk2): the encoded image x_{-1} = ReLU(W_e CNN(I) + b_e) is the LSTM's input at
-  step 0, START at step 1, then the words; the output after the last word predicts END.
-- ``rnn_type: rnn`` (the paper's multimodal RNN, eq. 13): h_t = f(W_hx x_t + W_hh h_{t-1} + b_h + 1(t=1) ⊙ b_v)
-  with b_v = W_hi CNN(I), y_t = softmax(W_oh h_t + b_o), f = ReLU, x_1 = START.
+The image is the 20 regions of regions.h5 (region 0 = the whole image), x_i (B, R, D), with a mask of the
+real ones. Features are standardised with fixed statistics of the training features (``FeatureNorm``), then
+encoded v_i = ReLU(W_e x_i + b_e) (the paper's eq. (1) with a ReLU, as neuraltalk2's encoder).
+
+- ``image: whole`` (neuraltalk2, the paper's multimodal RNN): only region 0. The LSTM reads x_{-1} = v_0 at
+  step 0, START at step 1, then the words; ``rnn_type: rnn`` is eq. (13) instead: h_t = f(W_hx x_t +
+  W_hh h_{t-1} + b_h + 1(t=1) ⊙ b_v) with b_v = W_hi CNN(I), f = ReLU. y_t = softmax(W_oh h_t + b_o).
+- ``image: regions`` (default, LSTM only): the LSTM reads the mean of the real v_i at step 0 and, at every
+  step t, attends over the real regions with its output h_t (spatial attention in the style of
+  Show-Attend-Tell / Lu et al. 2017): z_ti = w_a . tanh(W_v v_i + W_h h_t), α_t = softmax_i(z_t) over the
+  real regions, c_t = Σ_i α_ti v_i, o_t = tanh(W_c [h_t; c_t]) and y_t = softmax(W_o o_t + b_o). o_{t-1} is
+  fed back with the word at step t (Luong et al. 2015's input feeding): the LSTM knows what it looked at,
+  so that "A left of B" can look for a B other than A.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-State = tuple[Tensor, ...]  # each (num_layers, B, H): (h, c) for the LSTM, (h,) for the RNN
+IMAGE_INPUTS = ("regions", "whole")
+
+
+class DecodeState(NamedTuple):
+    """What decoding carries from one step to the next, for B rows (images or beams)."""
+
+    rnn: tuple[Tensor, ...]  # each (num_layers, B, H): (h, c) for the LSTM, (h,) for the RNN
+    regions: Tensor | None = None  # (B, R, E) encoded regions v_i (image: regions), else None
+    keys: Tensor | None = None  # (B, R, A) W_v v_i
+    mask: Tensor | None = None  # (B, R) bool, real regions
+    alpha: Tensor | None = None  # (B, R) attention of the last step
+    feed: Tensor | None = None  # (B, H) o_{t-1}, the last attended output, fed back with the next word
+
+    def select(self, index: Tensor) -> DecodeState:
+        """The state of batch rows `index` (B',)."""
+        rows = (self.regions, self.keys, self.mask, self.alpha, self.feed)
+        return DecodeState(
+            tuple(s.index_select(1, index) for s in self.rnn), *(None if x is None else x.index_select(0, index) for x in rows)
+        )
 
 
 def expand(x: Tensor, seq_per_img: int) -> Tensor:
-    """neuraltalk2's FeatExpander: (B, E) -> (B * seq_per_img, E), row b repeated for its captions."""
+    """neuraltalk2's FeatExpander: (B, ...) -> (B * seq_per_img, ...), row b repeated for its captions."""
     return x.repeat_interleave(seq_per_img, dim=0)
+
+
+class FeatureNorm(nn.Module):
+    """(x - mean) / std per feature dimension, with statistics of the training features.
+
+    The statistics are buffers, set once from the cached features (``set``) and, while the CNN is being
+    finetuned, followed as the CNN moves by an exponential moving average of the training batches' real
+    regions (``track``), as BatchNorm's running statistics; they are never batch statistics.
+    """
+
+    eps = 1e-4
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.register_buffer("mean", torch.zeros(dim))
+        self.register_buffer("var", torch.ones(dim))
+
+    def set(self, mean: Tensor, var: Tensor) -> None:
+        self.mean.copy_(mean)
+        self.var.copy_(var)
+
+    @torch.no_grad()
+    def track(self, feats: Tensor, mask: Tensor, momentum: float) -> None:
+        """Move the statistics towards those of the real rows of feats (B, R, D), mask (B, R)."""
+        real = feats[mask].double()  # (n, D)
+        if len(real) < 2:
+            return
+        self.mean.mul_(1 - momentum).add_(momentum * real.mean(0).float())
+        self.var.mul_(1 - momentum).add_(momentum * real.var(0, unbiased=False).float())
+
+    def forward(self, x: Tensor) -> Tensor:
+        return (x - self.mean) / torch.sqrt(self.var + self.eps)
 
 
 class Captioner(nn.Module):
@@ -30,76 +89,136 @@ class Captioner(nn.Module):
         self,
         vocab_size: int,
         feat_dim: int,
+        image: str = "regions",
         rnn_type: str = "lstm",
         rnn_size: int = 256,
         num_layers: int = 1,
         input_encoding_size: int = 256,
+        att_size: int = 256,
         drop_prob_lm: float = 0.5,
     ) -> None:
         super().__init__()
         if rnn_type not in ("lstm", "rnn"):
             raise ValueError(f"rnn_type must be lstm or rnn, got {rnn_type!r}")
+        if image not in IMAGE_INPUTS:
+            raise ValueError(f"image must be one of {IMAGE_INPUTS}, got {image!r}")
+        if image == "regions" and rnn_type != "lstm":
+            raise ValueError("image: regions needs rnn_type: lstm (the multimodal RNN of eq. 13 reads the whole image)")
         self.config: dict[str, Any] = dict(
             vocab_size=vocab_size,
             feat_dim=feat_dim,
+            image=image,
             rnn_type=rnn_type,
             rnn_size=rnn_size,
             num_layers=num_layers,
             input_encoding_size=input_encoding_size,
+            att_size=att_size,
             drop_prob_lm=drop_prob_lm,
         )
-        self.vocab_size, self.rnn_type, self.num_layers = vocab_size, rnn_type, num_layers
+        self.vocab_size, self.image, self.rnn_type, self.num_layers = vocab_size, image, rnn_type, num_layers
         between = drop_prob_lm if num_layers > 1 else 0.0
-        if rnn_type == "lstm":
-            self.encoder = nn.Linear(feat_dim, input_encoding_size)  # image -> x_{-1}
+        self.feat_norm = FeatureNorm(feat_dim)
+        self.encoder = nn.Linear(feat_dim, input_encoding_size)  # W_e, b_e
+        if image == "regions":
+            self.cells = nn.ModuleList(
+                nn.LSTMCell(input_encoding_size + rnn_size if layer == 0 else rnn_size, rnn_size)
+                for layer in range(num_layers)
+            )
+            self.between = nn.Dropout(between)
+        elif rnn_type == "lstm":
             self.core: nn.LSTM | nn.RNN = nn.LSTM(
                 input_encoding_size, rnn_size, num_layers, batch_first=True, dropout=between
             )
         else:
-            self.encoder = nn.Linear(feat_dim, rnn_size)  # b_v = W_hi CNN(I)
+            self.bias = nn.Linear(input_encoding_size, rnn_size)  # b_v = W_hi v
             self.core = nn.RNN(
                 input_encoding_size, rnn_size, num_layers, nonlinearity="relu", batch_first=True, dropout=between
             )
-        # fixed feature standardisation (set from the training images; identity by default): an affine
-        # reparametrisation of the linear encoder that makes the small per-image variations of fc7 visible
-        self.register_buffer("feat_mean", torch.zeros(feat_dim))
-        self.register_buffer("feat_std", torch.ones(feat_dim))
+        if image == "regions":
+            self.att_regions = nn.Linear(input_encoding_size, att_size, bias=False)  # W_v
+            self.att_query = nn.Linear(rnn_size, att_size)  # W_h
+            self.att_score = nn.Linear(att_size, 1, bias=False)  # w_a
+            self.att_out = nn.Linear(rnn_size + input_encoding_size, rnn_size)  # W_c
         self.embed = nn.Embedding(vocab_size + 1, input_encoding_size)  # W_w; row 0 = START
         self.drop = nn.Dropout(drop_prob_lm)
-        self.logit = nn.Linear(rnn_size, vocab_size + 1)  # W_oh, b_o; output 0 = END
+        self.logit = nn.Linear(rnn_size, vocab_size + 1)  # W_o, b_o; output 0 = END
 
-    def set_feature_stats(self, mean: Tensor, std: Tensor) -> None:
-        """Standardise image features as (x - mean) / std before the encoder. mean, std (D,)."""
-        self.feat_mean.copy_(mean)
-        self.feat_std.copy_(std)
+    # ---- the image ------------------------------------------------------------------------------------
 
-    def encode(self, feats: Tensor) -> Tensor:
-        """(B, D) image features -> (B, E) x_{-1} = ReLU(W_e CNN(I) + b_e) for the LSTM, (B, H) b_v for the RNN."""
-        x = self.encoder((feats - self.feat_mean) / self.feat_std)
-        return F.relu(x) if self.rnn_type == "lstm" else x
+    def encode(self, feats: Tensor, mask: Tensor) -> tuple[Tensor, Tensor | None, Tensor | None]:
+        """feats (B, R, D), mask (B, R) -> the image input x_{-1} (B, E), and for attention the regions
+        v_i (B, R, E) and their keys W_v v_i (B, R, A) (None, None for ``image: whole``)."""
+        if self.image == "whole":
+            return F.relu(self.encoder(self.feat_norm(feats[:, 0]))), None, None
+        v = F.relu(self.encoder(self.feat_norm(feats)))  # (B, R, E)
+        m = mask[:, :, None].to(v.dtype)  # (B, R, 1)
+        pooled = (v * m).sum(1) / m.sum(1).clamp_min(1.0)  # (B, E)
+        return pooled, v, self.att_regions(v)
+
+    def attend(self, h: Tensor, regions: Tensor, keys: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
+        """Attention of queries h (N, T, H) over regions (N, R, E) with keys (N, R, A) and mask (N, R):
+        the attended outputs tanh(W_c [h; c]) (N, T, H) and the weights α (N, T, R) (0 on padding)."""
+        z = self.att_score(torch.tanh(keys[:, None] + self.att_query(h)[:, :, None]))[..., 0]  # (N, T, R)
+        alpha = z.masked_fill(~mask[:, None], float("-inf")).softmax(dim=-1)  # (N, T, R)
+        context = alpha @ regions  # (N, T, E)
+        return torch.tanh(self.att_out(torch.cat([h, context], dim=-1))), alpha
 
     # ---- training -------------------------------------------------------------------------------------
 
-    def forward(self, feats: Tensor, labels: Tensor, seq_per_img: int) -> Tensor:
+    def forward(self, feats: Tensor, mask: Tensor, labels: Tensor, seq_per_img: int) -> Tensor:
         """Teacher-forced log-probabilities.
 
-        feats (B, D) image features, labels (B * S, L) 0-padded words; returns (B * S, L + 1, V + 1): row t
-        predicts word t (t < L) and END after the last word.
+        feats (B, R, D), mask (B, R) real regions, labels (B * S, L) 0-padded words; returns
+        (B * S, L + 1, V + 1): row t predicts word t (t < L) and END after the last word.
         """
+        return self.forward_with_attention(feats, mask, labels, seq_per_img)[0]
+
+    def forward_with_attention(
+        self, feats: Tensor, mask: Tensor, labels: Tensor, seq_per_img: int
+    ) -> tuple[Tensor, Tensor | None]:
+        """``forward`` and the attention weights (B * S, L + 1, R) (None for ``image: whole``)."""
         n = labels.shape[0]
+        image, regions, keys = self.encode(feats, mask)
+        image = expand(image, seq_per_img)  # (N, E)
         words = self.embed(labels)  # (N, L, E)
         start = self.embed(labels.new_zeros(n, 1))  # (N, 1, E)
+        if regions is not None and keys is not None:
+            state = self._initial_state(image, expand(regions, seq_per_img), expand(keys, seq_per_img), expand(mask, seq_per_img))
+            outs, alphas = [], []
+            for x in torch.cat([start, words], dim=1).unbind(1):  # START, w_1 .. w_L: (N, E) each
+                out, state = self._attend_step(x, state)
+                outs.append(out)
+                alphas.append(state.alpha)
+            out = torch.stack(outs, dim=1)  # (N, L + 1, H)
+            return F.log_softmax(self.logit(self.drop(out)), dim=-1), torch.stack(alphas, dim=1)  # type: ignore[arg-type]
         if self.rnn_type == "lstm":
-            image = expand(self.encode(feats), seq_per_img)  # (N, E)
-            x = torch.cat([image[:, None], start, words], dim=1)  # (N, L + 2, E)
-            out, _ = self.core(x)  # (N, L + 2, H)
+            out, _ = self.core(torch.cat([image[:, None], start, words], dim=1))  # (N, L + 2, H)
             out = out[:, 1:]  # (N, L + 1, H)
         else:
-            bias = expand(self.encode(feats), seq_per_img)  # (N, H)
-            h1 = self._first_rnn_step(start[:, 0], bias)  # (layers, N, H)
+            h1 = self._first_rnn_step(start[:, 0], self.bias(image))  # (layers, N, H)
             rest, _ = self.core(words, h1.contiguous())  # (N, L, H)
             out = torch.cat([h1[-1][:, None], rest], dim=1)  # (N, L + 1, H)
-        return F.log_softmax(self.logit(self.drop(out)), dim=-1)  # (N, L + 1, V + 1)
+        return F.log_softmax(self.logit(self.drop(out)), dim=-1), None  # (N, L + 1, V + 1)
+
+    def _initial_state(self, image: Tensor, regions: Tensor, keys: Tensor, mask: Tensor) -> DecodeState:
+        """The attention LSTM's state after reading the image x_{-1} (N, E) at step 0."""
+        n, h = image.shape[0], self.cells[0].hidden_size
+        zeros = image.new_zeros(self.num_layers, n, h)
+        state = DecodeState((zeros, zeros), regions, keys, mask, None, image.new_zeros(n, h))
+        return self._attend_step(image, state)[1]
+
+    def _attend_step(self, x: Tensor, state: DecodeState) -> tuple[Tensor, DecodeState]:
+        """One step of the attention LSTM: input [x; o_{t-1}] (N, E + H) -> o_t (N, H) and the new state."""
+        assert state.regions is not None and state.keys is not None and state.mask is not None and state.feed is not None
+        inp = torch.cat([x, state.feed], dim=1)
+        hs, cs = [], []
+        for layer, cell in enumerate(self.cells):
+            h, c = cell(inp, (state.rnn[0][layer], state.rnn[1][layer]))
+            hs.append(h)
+            cs.append(c)
+            inp = self.between(h)
+        out, alpha = self.attend(h[:, None], state.regions, state.keys, state.mask)  # (N, 1, H), (N, 1, R)
+        return out[:, 0], state._replace(rnn=(torch.stack(hs), torch.stack(cs)), alpha=alpha[:, 0], feed=out[:, 0])
 
     def _first_rnn_step(self, x1: Tensor, bias: Tensor) -> Tensor:
         """Eq. (13) at t = 1 with h_0 = 0: the image bias b_v enters the first layer. (layers, N, H)."""
@@ -116,33 +235,41 @@ class Captioner(nn.Module):
 
     # ---- step by step, for decoding ---------------------------------------------------------------------
 
-    def start(self, feats: Tensor) -> tuple[Tensor, State]:
+    def start(self, feats: Tensor, mask: Tensor) -> tuple[Tensor, DecodeState]:
         """Feed the image and START: log-probabilities of the first word (B, V + 1) and the state."""
         b = feats.shape[0]
+        image, regions, keys = self.encode(feats, mask)
         start = self.embed(feats.new_zeros(b, 1, dtype=torch.long))  # (B, 1, E)
+        if regions is not None and keys is not None:
+            return self.step_embedded(start[:, 0], self._initial_state(image, regions, keys, mask))
         if self.rnn_type == "lstm":
-            image = self.encode(feats)[:, None]  # (B, 1, E)
-            out, state = self.core(torch.cat([image, start], dim=1))  # (B, 2, H)
-            return self._logprobs(out[:, -1]), tuple(state)
-        h1 = self._first_rnn_step(start[:, 0], self.encode(feats))  # (layers, B, H)
-        return self._logprobs(h1[-1]), (h1,)
+            out, rnn = self.core(torch.cat([image[:, None], start], dim=1))  # (B, 2, H)
+            h, rnn_state = out[:, -1], tuple(rnn)
+        else:
+            h1 = self._first_rnn_step(start[:, 0], self.bias(image))  # (layers, B, H)
+            h, rnn_state = h1[-1], (h1,)
+        return self._logprobs(h), DecodeState(rnn_state)
 
-    def step(self, tokens: Tensor, state: State) -> tuple[Tensor, State]:
+    def step(self, tokens: Tensor, state: DecodeState) -> tuple[Tensor, DecodeState]:
         """Feed words (B,) from `state`: log-probabilities of the next word (B, V + 1) and the new state."""
-        x = self.embed(tokens)[:, None]  # (B, 1, E)
+        return self.step_embedded(self.embed(tokens), state)
+
+    def step_embedded(self, x: Tensor, state: DecodeState) -> tuple[Tensor, DecodeState]:
+        """Feed embedded words x (B, E) from `state`."""
+        if state.feed is not None:
+            out, state = self._attend_step(x, state)
+            return self._logprobs(out), state
+        x = x[:, None]  # (B, 1, E)
         if self.rnn_type == "lstm":
-            out, new = self.core(x, (state[0], state[1]))
-            return self._logprobs(out[:, 0]), tuple(new)
-        out, h = self.core(x, state[0])
-        return self._logprobs(out[:, 0]), (h,)
+            out, rnn = self.core(x, (state.rnn[0], state.rnn[1]))
+            rnn_state = tuple(rnn)
+        else:
+            out, h = self.core(x, state.rnn[0])
+            rnn_state = (h,)
+        return self._logprobs(out[:, 0]), state._replace(rnn=rnn_state)
 
     def _logprobs(self, h: Tensor) -> Tensor:
         return F.log_softmax(self.logit(self.drop(h)), dim=-1)  # (B, V + 1)
-
-
-def reorder_state(state: State, index: Tensor) -> State:
-    """Select batch rows `index` (B',) of every state tensor (layers, B, H)."""
-    return tuple(s.index_select(1, index) for s in state)
 
 
 def language_model_criterion(logprobs: Tensor, labels: Tensor) -> Tensor:

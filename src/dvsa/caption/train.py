@@ -1,11 +1,16 @@
-"""neuraltalk2's training loop (train.lua) for the Captioner on cached region-0 features.
+"""neuraltalk2's training loop (train.lua) for the Captioner: protos.cnn -> the LM -> the criterion.
 
-Features are standardised with the train split's statistics (``feat_norm``). Adam (beta1 = optim_alpha,
-beta2 = optim_beta), dropout, each gradient element clamped to ±grad_clip, L2
-weight decay, and the learning-rate decay eps = eps0 * 2^(-(i - i0) / T) after iteration i0. Every
-``val_every`` iterations: the loss on the first ``val_images`` val images and the CIDEr / BLEU-4 of their
-greedy captions (fast path: no Java); the weights with the best val CIDEr are the ones kept. A loss that is
-not finite or exceeds ``explode_factor`` x the first loss stops training with a TrainingError.
+The image is the regions of regions.h5: their cached features when the CNN is frozen
+(``finetune_cnn_after: -1``), or the region CNN run on the (augmented) pixels, trained from iteration
+``finetune_cnn_after`` on with its own Adam (cnn_learning_rate, cnn_optim_alpha / beta) and its own L2
+(cnn_weight_decay). Features are standardised with the train split's statistics (``feat_norm``), which follow
+the CNN while it is finetuned. The LM: Adam (beta1 = optim_alpha, beta2 = optim_beta), dropout, L2
+(weight_decay) then each gradient element clamped to ±grad_clip (both nets), and the learning-rate decay
+eps = eps0 * 2^(-(i - i0) / T) after iteration i0 (both nets). Every ``val_every`` iterations: the loss on
+the first ``val_images`` val images and the CIDEr / BLEU-4 of their greedy captions (fast path: no Java),
+kept with ``val_predictions`` captions in logs/captioner/history.json; the weights with the best val CIDEr
+are the ones kept. A loss that is not finite or exceeds ``explode_factor`` x the first loss stops training
+with a TrainingError.
 
 Exact resume: at every validation, and when SIGINT / SIGTERM arrives (acted on between two iterations), the
 whole training state (weights, Adam moments, iteration, torch RNG, best weights, curves) is written to the
@@ -23,6 +28,7 @@ import signal
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +38,9 @@ from dvclive import Live
 from tqdm import tqdm
 
 from dvsa.caption.checkpoint import load_checkpoint, save_checkpoint
+from dvsa.caption.cnn import CaptionCNN, PixelFeatures
 from dvsa.caption.config import CaptionerParams
+from dvsa.caption.features import CachedFeatures, FeatureSource, feature_stats
 from dvsa.caption.generate import caption_rows, perplexity
 from dvsa.caption.model import Captioner, language_model_criterion
 from dvsa.data.labels import Labels
@@ -40,6 +48,7 @@ from dvsa.data.loader import CaptionBatch, iterate_batches
 from dvsa.data.vocab import decode
 from dvsa.errors import InputError, TrainingError
 from dvsa.evaluate.coco import coco_scores
+from dvsa.io import write_json
 from dvsa.live import open_live
 from dvsa.regions.store import RegionStore
 
@@ -83,28 +92,19 @@ class EpochBatches:
         return next(self._it)
 
 
-def feature_stats(store: RegionStore, rows: np.ndarray, chunk: int = 256, eps: float = 1e-4) -> tuple[torch.Tensor, torch.Tensor]:
-    """Mean and sqrt(var + eps) (D,) of the region-0 features of `rows`, streamed in chunks."""
-    total = np.zeros(store.dim)
-    total_sq = np.zeros(store.dim)
-    for s in range(0, len(rows), chunk):
-        f = store.feats(rows[s : s + chunk], region=0).astype(np.float64)  # (C, D)
-        total += f.sum(0)
-        total_sq += (f * f).sum(0)
-    mean = total / len(rows)
-    var = np.maximum(total_sq / len(rows) - mean * mean, 0.0)
-    return torch.from_numpy(mean).float(), torch.from_numpy(np.sqrt(var + eps)).float()
-
-
-def validate(model: Captioner, labels: Labels, store: RegionStore, rows: np.ndarray) -> dict[str, float]:
-    """Val loss (all captions of `rows`) and CIDEr / BLEU-4 of greedy captions against them."""
-    loss = math.log(perplexity(model, store, labels, rows))
-    seqs = caption_rows(model, store, rows, method="greedy", max_length=labels.max_length)
+def validate(
+    model: Captioner, source: FeatureSource, labels: Labels, rows: np.ndarray, n_predictions: int
+) -> tuple[dict[str, float], list[dict[str, Any]]]:
+    """Val loss (all captions of `rows`), CIDEr / BLEU-4 of greedy captions, and the first `n_predictions`
+    (image id, caption) pairs, as neuraltalk2's val_predictions."""
+    loss = math.log(perplexity(model, source, labels, rows))
+    seqs = caption_rows(model, source, rows, method="greedy", max_length=labels.max_length).seqs
     refs = {int(i): [decode(c, labels.ix_to_word) for c in labels.captions(int(i))] for i in rows}
     hyps = {int(i): decode(s, labels.ix_to_word) for i, s in zip(rows, seqs)}
     scores = coco_scores(refs, hyps, meteor=False, ptb=False, warn=False)
+    predictions = [{"image_id": labels.images[int(i)]["id"], "caption": hyps[int(i)]} for i in rows[:n_predictions]]
     model.train()
-    return {"val/loss": loss, "val/CIDEr": scores["CIDEr"], "val/Bleu_4": scores["Bleu_4"]}
+    return {"val/loss": loss, "val/CIDEr": scores["CIDEr"], "val/Bleu_4": scores["Bleu_4"]}, predictions
 
 
 @contextmanager
@@ -132,6 +132,93 @@ def _cpu_copy(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return {k: v.detach().cpu().clone() for k, v in state_dict.items()}
 
 
+@dataclass
+class Protos:
+    """neuraltalk2's protos: the language model (with its encoder) and, when finetuning, the CNN, each with
+    its own optimizer."""
+
+    lm: Captioner
+    lm_optim: torch.optim.Optimizer
+    cnn: CaptionCNN | None = None
+    cnn_optim: torch.optim.Optimizer | None = None
+
+
+def make_protos(params: CaptionerParams, vocab_size: int, feat_dim: int, cnn: CaptionCNN | None) -> Protos:
+    lm = Captioner(
+        vocab_size=vocab_size,
+        feat_dim=feat_dim,
+        image=params.image,
+        rnn_type=params.rnn_type,
+        rnn_size=params.rnn_size,
+        num_layers=params.num_layers,
+        input_encoding_size=params.input_encoding_size,
+        att_size=params.att_size,
+        drop_prob_lm=params.drop_prob_lm,
+    )
+    lm_optim = torch.optim.Adam(
+        lm.parameters(), lr=params.learning_rate, betas=(params.optim_alpha, params.optim_beta), eps=params.optim_epsilon
+    )
+    cnn_optim = None
+    if cnn is not None:
+        cnn_optim = torch.optim.Adam(
+            cnn.finetuned_parameters(),
+            lr=params.cnn_learning_rate,
+            betas=(params.cnn_optim_alpha, params.cnn_optim_beta),
+            eps=params.optim_epsilon,
+        )
+    return Protos(lm, lm_optim, cnn, cnn_optim)
+
+
+def finetuning(params: CaptionerParams, iteration: int) -> bool:
+    """Whether the CNN is trained at `iteration` (0-based): from finetune_cnn_after on, never when -1."""
+    return params.finetune_cnn_after >= 0 and iteration >= params.finetune_cnn_after
+
+
+def l2_and_clamp(parameters: list[torch.nn.Parameter], weight_decay: float, grad_clip: float) -> None:
+    """As train.lua: add the L2 gradient weight_decay * θ, then clamp each element to ±grad_clip."""
+    for p in parameters:
+        if p.grad is None:
+            continue
+        if weight_decay > 0:
+            p.grad.add_(p.detach(), alpha=weight_decay)
+        p.grad.clamp_(-grad_clip, grad_clip)
+
+
+def train_step(protos: Protos, source: FeatureSource, batch: CaptionBatch, params: CaptionerParams, iteration: int) -> float:
+    """One iteration of train.lua's lossFun + update: the CNN forward (backward only once finetuning), the
+    LM forward / backward, L2 + clamp, and each optimizer at its decayed learning rate. Returns the loss."""
+    lm, cnn = protos.lm, protos.cnn
+    tune = cnn is not None and finetuning(params, iteration)
+    if cnn is not None:
+        cnn.train(tune)
+    rng = np.random.default_rng([params.seed, iteration]) if cnn is not None else None  # augmentation
+    with torch.set_grad_enabled(tune):
+        feats, mask = source(batch.image_ix, rng)  # (B, R, D), (B, R)
+    if tune:
+        lm.feat_norm.track(feats.detach(), mask, params.feat_norm_momentum)
+    length = max(int(batch.lengths.max()), 1)
+    caps = torch.from_numpy(batch.labels[:, :length])  # (B * S, L')
+    loss = language_model_criterion(lm(feats, mask, caps, params.seq_per_img), caps)
+    value = float(loss.detach())
+    if not math.isfinite(value):
+        return value
+    protos.lm_optim.zero_grad(set_to_none=True)
+    if protos.cnn_optim is not None:
+        protos.cnn_optim.zero_grad(set_to_none=True)
+    loss.backward()
+    decay = learning_rate(params, iteration) / params.learning_rate
+    l2_and_clamp(list(lm.parameters()), params.weight_decay, params.grad_clip)
+    for group in protos.lm_optim.param_groups:
+        group["lr"] = params.learning_rate * decay
+    protos.lm_optim.step()
+    if tune and cnn is not None and protos.cnn_optim is not None:
+        l2_and_clamp(cnn.finetuned_parameters(), params.cnn_weight_decay, params.grad_clip)
+        for group in protos.cnn_optim.param_groups:
+            group["lr"] = params.cnn_learning_rate * decay
+        protos.cnn_optim.step()
+    return value
+
+
 def train_captioner(
     params: CaptionerParams,
     labels: Labels,
@@ -140,14 +227,18 @@ def train_captioner(
     resume_path: str | os.PathLike[str],
     log_dir: str | os.PathLike[str],
     fingerprint: list[list[int]] | None = None,
+    cnn: CaptionCNN | None = None,
+    image_paths: list[Path] | None = None,
     on_iteration: Callable[[int], None] | None = None,
     progress: bool = True,
 ) -> dict[str, Any]:
     """Train, write the best-val-CIDEr checkpoint to `model_path`; return its summary.
 
+    With `cnn` (and the dataset's `image_paths`, one per row) the regions are encoded from pixels by the CNN,
+    which is finetuned from ``finetune_cnn_after`` on; without, the cached features of regions.h5 are used.
     `on_iteration(i)` is called after iteration i (1-based) completes.
     """
-    resume_path = Path(resume_path)
+    resume_path, log_dir = Path(resume_path), Path(log_dir)
     val_rows = labels.split_indices("val")[: params.val_images]
     if len(val_rows) == 0:
         raise InputError("labels: no images in the val split")
@@ -156,34 +247,30 @@ def train_captioner(
     if params.threads:
         torch.set_num_threads(params.threads)
     torch.manual_seed(params.seed)
-    model = Captioner(
-        vocab_size=labels.vocab_size,
-        feat_dim=store.dim,
-        rnn_type=params.rnn_type,
-        rnn_size=params.rnn_size,
-        num_layers=params.num_layers,
-        input_encoding_size=params.input_encoding_size,
-        drop_prob_lm=params.drop_prob_lm,
-    )
+    cached = CachedFeatures(store, params.region_geometry)
+    protos = make_protos(params, labels.vocab_size, cached.dim, cnn)
+    model = protos.lm
     if params.feat_norm == "standardize":
-        model.set_feature_stats(*feature_stats(store, labels.split_indices("train")))
-    optimizer = torch.optim.Adam(
-        model.parameters(),
-        lr=params.learning_rate,
-        betas=(params.optim_alpha, params.optim_beta),
-        eps=params.optim_epsilon,
-        weight_decay=params.weight_decay,
-    )
+        model.feat_norm.set(*feature_stats(cached, labels.split_indices("train"), whole=params.image == "whole"))
+    source: FeatureSource = cached
+    if cnn is not None:
+        if image_paths is None or len(image_paths) != len(store):
+            raise InputError("train_captioner: finetuning the CNN needs one image path per row of regions.h5")
+        source = PixelFeatures(
+            cnn, image_paths, store, params.region_geometry, params.augment_crop, params.augment_brightness
+        )
     st: dict[str, Any] = {
         "iteration": 0,
         "first_loss": None,
         "best_val": None,
         "best_iteration": 0,
         "best_state": None,
+        "best_cnn_state": None,
         "history": [],
+        "val_history": [],
         "window": [],
     }
-    resumed = _try_resume(resume_path, params, fingerprint, model, optimizer, st)
+    resumed = _try_resume(resume_path, params, fingerprint, protos, st)
 
     live = open_live(log_dir)
     for record in st["history"]:
@@ -198,7 +285,7 @@ def train_captioner(
         with interrupt_requests() as interrupted:
             while st["iteration"] < params.max_iters:
                 it = st["iteration"]
-                loss = _train_step(model, optimizer, batches.at(it), store, params, it)
+                loss = train_step(protos, source, batches.at(it), params, it)
                 st["iteration"] = it + 1
                 if st["first_loss"] is None:
                     st["first_loss"] = loss
@@ -220,19 +307,24 @@ def train_captioner(
                     _log(live, record)
                     bar.set_postfix(loss=f"{record['train/loss']:.3f}")
                 if st["iteration"] % params.val_every == 0 or st["iteration"] == params.max_iters:
-                    val = validate(model, labels, store, val_rows)
+                    if cnn is not None:
+                        cnn.eval()
+                    val, predictions = validate(model, source, labels, val_rows, params.val_predictions)
                     record = {"step": st["iteration"], **val}
                     st["history"].append(record)
+                    st["val_history"].append({**record, "predictions": predictions})
                     _log(live, record)
                     if st["best_val"] is None or val["val/CIDEr"] > st["best_val"]["val/CIDEr"]:
                         st["best_val"], st["best_iteration"] = val, st["iteration"]
                         st["best_state"] = _cpu_copy(model.state_dict())
-                    _save_resume(resume_path, params, fingerprint, model, optimizer, st)
+                        st["best_cnn_state"] = cnn.encoder_state_dict() if cnn is not None else None
+                    _save_resume(resume_path, params, fingerprint, protos, st)
+                    write_history(log_dir / HISTORY, st)
                 bar.update(1)
                 if on_iteration is not None:
                     on_iteration(st["iteration"])
                 if interrupted[0]:
-                    _save_resume(resume_path, params, fingerprint, model, optimizer, st)
+                    _save_resume(resume_path, params, fingerprint, protos, st)
                     raise KeyboardInterrupt
     except TrainingError:
         resume_path.unlink(missing_ok=True)
@@ -248,6 +340,7 @@ def train_captioner(
     }
     live.summary["best"] = {"iteration": st["best_iteration"], **{k[4:]: v for k, v in st["best_val"].items()}}
     live.end()
+    write_history(log_dir / HISTORY, st)
     save_checkpoint(
         model_path,
         {
@@ -259,35 +352,26 @@ def train_captioner(
             "iteration": st["best_iteration"],
             "val": st["best_val"],
             "history": st["history"],
+            **({"cnn": st["best_cnn_state"]} if cnn is not None else {}),
         },
     )
     resume_path.unlink(missing_ok=True)
     return summary
 
 
-def _train_step(
-    model: Captioner,
-    optimizer: torch.optim.Optimizer,
-    batch: CaptionBatch,
-    store: RegionStore,
-    params: CaptionerParams,
-    iteration: int,
-) -> float:
-    feats = torch.from_numpy(store.feats(batch.image_ix, region=0))  # (B, D)
-    length = max(int(batch.lengths.max()), 1)
-    caps = torch.from_numpy(batch.labels[:, :length])  # (B * S, L')
-    logprobs = model(feats, caps, params.seq_per_img)  # (B * S, L' + 1, V + 1)
-    loss = language_model_criterion(logprobs, caps)
-    value = float(loss.detach())
-    if not math.isfinite(value):
-        return value
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    torch.nn.utils.clip_grad_value_(model.parameters(), params.grad_clip)
-    for group in optimizer.param_groups:
-        group["lr"] = learning_rate(params, iteration)
-    optimizer.step()
-    return value
+HISTORY = "history.json"
+
+
+def write_history(path: Path, st: dict[str, Any]) -> None:
+    """neuraltalk2's checkpoint json: the train loss curve and every validation with its val_predictions."""
+    write_json(
+        path,
+        {
+            "loss_history": {str(r["step"]): r["train/loss"] for r in st["history"] if "train/loss" in r},
+            "val_history": st["val_history"],
+            "best_iteration": st["best_iteration"],
+        },
+    )
 
 
 def _log(live: Live, record: dict[str, float]) -> None:
@@ -299,20 +383,17 @@ def _log(live: Live, record: dict[str, float]) -> None:
 
 
 def _save_resume(
-    path: Path,
-    params: CaptionerParams,
-    fingerprint: list[list[int]] | None,
-    model: Captioner,
-    optimizer: torch.optim.Optimizer,
-    st: dict[str, Any],
+    path: Path, params: CaptionerParams, fingerprint: list[list[int]] | None, protos: Protos, st: dict[str, Any]
 ) -> None:
     save_checkpoint(
         path,
         {
             "params": params.to_dict(),
             "fingerprint": fingerprint,
-            "model": model.state_dict(),
-            "optimizer": optimizer.state_dict(),
+            "model": protos.lm.state_dict(),
+            "optimizer": protos.lm_optim.state_dict(),
+            "cnn": protos.cnn.encoder_state_dict() if protos.cnn is not None else None,
+            "cnn_optimizer": protos.cnn_optim.state_dict() if protos.cnn_optim is not None else None,
             "torch_rng": torch.get_rng_state(),
             **st,
         },
@@ -320,14 +401,9 @@ def _save_resume(
 
 
 def _try_resume(
-    path: Path,
-    params: CaptionerParams,
-    fingerprint: list[list[int]] | None,
-    model: Captioner,
-    optimizer: torch.optim.Optimizer,
-    st: dict[str, Any],
+    path: Path, params: CaptionerParams, fingerprint: list[list[int]] | None, protos: Protos, st: dict[str, Any]
 ) -> bool:
-    """Load the resume file into model / optimizer / st when it was made with the same params and inputs."""
+    """Load the resume file into the protos and st when it was made with the same params and inputs."""
     if not path.is_file():
         return False
     data = load_checkpoint(path)
@@ -335,8 +411,11 @@ def _try_resume(
         print(f"{path}: made with other params or inputs; starting afresh")
         path.unlink()
         return False
-    model.load_state_dict(data["model"])
-    optimizer.load_state_dict(data["optimizer"])
+    protos.lm.load_state_dict(data["model"])
+    protos.lm_optim.load_state_dict(data["optimizer"])
+    if protos.cnn is not None and protos.cnn_optim is not None:
+        protos.cnn.load_encoder_state_dict(data["cnn"])
+        protos.cnn_optim.load_state_dict(data["cnn_optimizer"])
     torch.set_rng_state(data["torch_rng"])
     for key in st:
         st[key] = copy.deepcopy(data[key])

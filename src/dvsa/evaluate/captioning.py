@@ -1,5 +1,6 @@
 """Evaluation of the captioner on a split: its captions, the nearest-neighbour baseline's, the COCO metrics
-of both against the dataset's raw reference sentences, the per-metric margin, and the test perplexity."""
+of both against the dataset's raw reference sentences, the per-metric margin, the test perplexity and, on
+data with true objects (the shapes world), the truth of both systems' captions (dvsa.evaluate.truth)."""
 
 from __future__ import annotations
 
@@ -8,14 +9,16 @@ from typing import Any
 
 import numpy as np
 
+from dvsa.caption.features import FeatureSource
 from dvsa.caption.generate import caption_rows, perplexity
 from dvsa.caption.model import Captioner
 from dvsa.data.labels import Labels
-from dvsa.data.vocab import decode
+from dvsa.data.vocab import decode, tokenize
 from dvsa.errors import InputError
 from dvsa.evaluate.baselines import consensus_caption, nearest_neighbours
 from dvsa.evaluate.coco import METRICS, score_systems
 from dvsa.evaluate.config import EvaluateCaptioningParams
+from dvsa.evaluate.truth import Judgement, TruthMeter
 from dvsa.regions.store import RegionStore
 
 
@@ -28,14 +31,20 @@ class CaptionEvaluation:
     neighbours: np.ndarray  # (N,) the training row each baseline caption comes from
     references: list[list[str]]  # raw reference sentences
     metrics: dict[str, Any]
+    attention: np.ndarray | None = None  # (N, T, R) attention of the step that emitted each word of `captions`
+    truth: list[Judgement] | None = None  # of `captions`, on data with true objects
+    baseline_truth: list[Judgement] | None = None  # of `baseline`
 
 
-def check_compatible(model: Captioner, vocab: dict[int, str], labels: Labels, store: RegionStore, model_path: str) -> None:
+def check_compatible(
+    model: Captioner, vocab: dict[int, str], labels: Labels, store: RegionStore, model_path: str, feat_dim: int
+) -> None:
+    """The captioner fits the labels and the regions, whose features (with their geometry) are feat_dim-d."""
     if vocab != labels.ix_to_word:
         raise InputError(f"{model_path}: trained with another vocabulary (rerun `dvc repro train_captioner`)")
-    if model.config["feat_dim"] != store.dim:
+    if model.config["feat_dim"] != feat_dim:
         raise InputError(
-            f"{model_path}: expects {model.config['feat_dim']}-d features, {store.path} has {store.dim}-d"
+            f"{model_path}: expects {model.config['feat_dim']}-d features, {store.path} gives {feat_dim}-d"
         )
     if len(store) != len(labels.images):
         raise InputError(f"{store.path}: {len(store)} images but the labels have {len(labels.images)}")
@@ -47,8 +56,11 @@ def evaluate_captions(
     store: RegionStore,
     dataset: dict[str, Any],
     params: EvaluateCaptioningParams,
+    source: FeatureSource,
     progress: bool = True,
 ) -> CaptionEvaluation:
+    """Decode `source`'s features of the split; the nearest-neighbour baseline uses the cached features of
+    `store` (the CNN as it was before any finetuning)."""
     rows = labels.split_indices(params.split)
     if len(rows) == 0:
         raise InputError(f"labels: no images in the {params.split} split")
@@ -58,9 +70,9 @@ def evaluate_captions(
     empty = [int(i) for i, refs in zip(rows, references) if not refs]
     if empty:
         raise InputError(f"dataset.json: image {empty[0]} of the {params.split} split has no reference sentences")
-    seqs = caption_rows(
+    decoded = caption_rows(
         model,
-        store,
+        source,
         rows,
         method=params.method,
         max_length=params.max_length,
@@ -70,7 +82,7 @@ def evaluate_captions(
         seed=params.seed,
         progress=progress,
     )
-    captions = [decode(s, labels.ix_to_word) for s in seqs]
+    captions = [decode(s, labels.ix_to_word) for s in decoded.seqs]
     train_rows = labels.split_indices("train")
     if len(train_rows) == 0:
         raise InputError("labels: no images in the train split for the nearest-neighbour baseline")
@@ -92,7 +104,7 @@ def evaluate_captions(
         for m in METRICS
         if isinstance(model_scores[m], float) and isinstance(nn_scores[m], float)
     }
-    model_scores["perplexity"] = perplexity(model, store, labels, rows, params.batch_size)
+    model_scores["perplexity"] = perplexity(model, source, labels, rows, params.batch_size)
     metrics = {
         "split": params.split,
         "n_images": len(rows),
@@ -107,6 +119,15 @@ def evaluate_captions(
         "margin": margin,
         "unavailable": unavailable,
     }
+    truth = baseline_truth = None
+    images = [dataset["images"][int(i)] for i in rows]
+    if all("objects" in im for im in images):
+        meters = {"model": TruthMeter(), "nn_baseline": TruthMeter()}
+        truth = [meters["model"].add(tokenize(c), im["objects"], im.get("background")) for c, im in zip(captions, images)]
+        baseline_truth = [
+            meters["nn_baseline"].add(tokenize(c), im["objects"], im.get("background")) for c, im in zip(baseline, images)
+        ]
+        metrics["truth"] = {name: m.summary() for name, m in meters.items()}
     return CaptionEvaluation(
         rows=rows,
         image_ids=[labels.images[int(i)]["id"] for i in rows],
@@ -115,4 +136,7 @@ def evaluate_captions(
         neighbours=neighbours,
         references=references,
         metrics=metrics,
+        attention=decoded.attention,
+        truth=truth,
+        baseline_truth=baseline_truth,
     )

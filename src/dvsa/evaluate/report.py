@@ -1,9 +1,10 @@
 """reports/index.html: a static page in the spirit of neuraltalk2's vis/ (open it from disk, no server).
 
-A grid of evaluated images, each with the generated caption, the nearest-neighbour baseline's caption, the
-reference sentences and, when the evaluate_alignment stage drew one for that image (reports/alignment/
-``NN_<image file stem>.png``), its snippet figure; above it the metrics table, model vs baseline. Thumbnails
-go to reports/captioning/. All text is HTML-escaped. A small inline script records, once the page has
+A grid of evaluated images, each with the generated caption (on the shapes world its true mentions in green
+and its false claims in red, struck through), the nearest-neighbour baseline's caption, the reference
+sentences, the regions the caption's words attended to (attention models) and, when the evaluate_alignment
+stage drew one for that image (reports/alignment/ ``NN_<image file stem>.png``), its snippet figure; above it
+the metrics tables, model vs baseline. Thumbnails and attention figures go to reports/captioning/. All text is HTML-escaped. A small inline script records, once the page has
 loaded, how many images decoded (``<body data-images-loaded=.. data-images-total=..>``) so that a headless
 browser can check the page.
 """
@@ -17,10 +18,14 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+import numpy as np
+
 from dvsa.data.dataset import image_path
 from dvsa.data.images import load_rgb
+from dvsa.evaluate.attention_figure import attention_figure
 from dvsa.evaluate.captioning import CaptionEvaluation
 from dvsa.evaluate.coco import METRICS
+from dvsa.evaluate.truth import Judgement
 from dvsa.io import atomic_path
 
 THUMBS = "captioning"  # folder beside index.html
@@ -40,6 +45,9 @@ th:first-child, td:first-child { text-align: left; }
 .baseline { color: #555; margin: 4px 0; }
 .refs { color: #444; font-size: 0.9em; margin: 4px 0; padding-left: 1.4em; }
 .unavailable { color: #999; }
+.true { color: #1a7f37; }
+.false { color: #c62828; text-decoration: line-through; }
+.legend { font-size: 0.9em; color: #555; }
 """
 
 SCRIPT = """
@@ -70,10 +78,12 @@ def write_report(
     dataset: dict[str, Any],
     n_images: int,
     figures_dir: str | Path | None = None,
+    boxes: np.ndarray | None = None,
 ) -> int:
     """Write `html_path` and its thumbnails folder atomically; return how many images the grid shows.
 
     `figures_dir` is the alignment figures folder; links to it are relative to `html_path`'s folder.
+    `boxes` (N, R, 4), the regions of every dataset row, are needed to draw where the words attended.
     """
     html_path = Path(html_path)
     figures = alignment_figures(Path(figures_dir)) if figures_dir is not None else {}
@@ -86,37 +96,91 @@ def write_report(
         for k in order:
             info = dataset["images"][int(ev.rows[k])]
             image = load_rgb(image_path(dataset["image_root"], info))
+            attended = None
+            tokens = ev.captions[k].split()
+            if ev.attention is not None and boxes is not None and tokens:
+                attended = f"{k:05d}_attention.png"
+                attention_figure(image, boxes[int(ev.rows[k])], tokens, ev.attention[k]).save(thumbs / attended)
             image.thumbnail((THUMB_SIZE, THUMB_SIZE))
             name = f"{k:05d}.jpg"
             image.save(thumbs / name, quality=90)
             figure = f"{rel_figures}/{figures[stems[k]]}" if stems[k] in figures else None
-            cards.append(_card(ev, k, f"{THUMBS}/{name}", info["filename"], figure))
+            attended_path = f"{THUMBS}/{attended}" if attended else None
+            cards.append(_card(ev, k, f"{THUMBS}/{name}", info["filename"], figure, attended_path))
         page = _page(ev, dataset.get("dataset", ""), cards)
         with atomic_path(html_path) as tmp:
             tmp.write_text(page, encoding="utf-8")
     return len(cards)
 
 
-def _card(ev: CaptionEvaluation, k: int, thumb: str, filename: str, figure: str | None) -> str:
+def marked(caption: str, judgement: Judgement | None) -> str:
+    """The caption as HTML, words of true mentions in a ``true`` span and of false claims in a ``false`` one."""
+    if judgement is None:
+        return html.escape(caption)
+    words = []
+    for word, mark in zip(judgement.tokens, judgement.token_marks()):
+        cls = {True: "true", False: "false"}.get(mark)  # type: ignore[arg-type]
+        words.append(f'<span class="{cls}">{html.escape(word)}</span>' if cls else html.escape(word))
+    return " ".join(words)
+
+
+def _figure_link(path: str | None, cls: str, alt: str) -> str:
+    if not path:
+        return ""
+    src = html.escape(quote(path))
+    return f'<a href="{src}"><img class="{cls}" src="{src}" alt="{html.escape(alt)}"></a>'
+
+
+def _card(
+    ev: CaptionEvaluation, k: int, thumb: str, filename: str, figure: str | None, attended: str | None
+) -> str:
     e = html.escape
     refs = "".join(f"<li>{e(r)}</li>" for r in ev.references[k])
-    fig = (
-        f'<a href="{e(quote(figure))}"><img class="alignment" src="{e(quote(figure))}" alt="alignment snippets"></a>'
-        if figure
-        else ""
-    )
+    truth = ev.truth[k] if ev.truth is not None else None
+    baseline_truth = ev.baseline_truth[k] if ev.baseline_truth is not None else None
+    verdict = "" if truth is None else (" ✓" if truth.true else " ✗")
     return (
         f'<figure class="item" data-image-id="{e(str(ev.image_ids[k]))}">'
         f'<img class="photo" src="{e(quote(thumb))}" alt="{e(filename)}">'
-        f'<figcaption><p class="generated">{e(ev.captions[k])}</p>'
-        f'<p class="baseline">nearest neighbour: {e(ev.baseline[k])}</p>'
-        f'<ol class="refs">{refs}</ol></figcaption>{fig}</figure>'
+        f'<figcaption><p class="generated">{marked(ev.captions[k], truth)}{verdict}</p>'
+        f'<p class="baseline">nearest neighbour: {marked(ev.baseline[k], baseline_truth)}</p>'
+        f'<ol class="refs">{refs}</ol></figcaption>'
+        f'{_figure_link(attended, "alignment", "regions the words attended to")}'
+        f'{_figure_link(figure, "alignment", "alignment snippets")}</figure>'
     )
+
+
+TRUTH_ROWS = (
+    ("mention_precision", "colour+shape mentions that are true"),
+    ("captions_true", "captions entirely true"),
+    ("objects_named", "true objects named (by colour+shape)"),
+    ("count_precision", "counts that are true"),
+    ("relation_precision", "left/right/above/below relations that are true"),
+)
+
+
+def _truth_table(m: dict[str, Any]) -> str:
+    if "truth" not in m:
+        return ""
+    rows = "".join(
+        f"<tr><td>{html.escape(label)}</td>{_cell(m['truth']['model'][key], 'no such claim')}"
+        f"{_cell(m['truth']['nn_baseline'][key], 'no such claim')}</tr>"
+        for key, label in TRUTH_ROWS
+    )
+    return f"""<h2>Truth of the captions</h2>
+<p class="legend">Judged against the image's objects by the world's grammar: <span class="true">true mentions</span>,
+<span class="false">false claims</span>; ✓ marks a caption that is entirely true.</p>
+<table id="truth"><tr><th>measure</th><th>model</th><th>nearest neighbour</th></tr>
+{rows}
+</table>"""
 
 
 def _cell(value: Any, reason: str = "") -> str:
     if isinstance(value, float):
         return f"<td>{value:.3f}</td>"
+    if value is None:
+        return f'<td class="unavailable" title="{html.escape(reason)}">–</td>'
+
     return f'<td class="unavailable" title="{html.escape(reason)}">{html.escape(str(value))}</td>'
 
 
@@ -146,6 +210,7 @@ Test perplexity {m['model']['perplexity']:.3f}.</p>
 <tr><th>metric</th><th>model</th><th>nearest neighbour</th><th>margin</th></tr>
 {chr(10).join(rows)}
 </table>
+{_truth_table(m)}
 <h2>Images ({len(cards)} of {m['n_images']})</h2>
 <div class="grid">
 {chr(10).join(cards)}

@@ -54,3 +54,16 @@ def test_temporaries_of_a_killed_run_are_removed(tmp_path: Path) -> None:
     with atomic_path(tmp_path / "folder") as tmp:
         tmp.mkdir()
     assert sorted(p.name for p in tmp_path.iterdir()) == [".other.json.abc.tmp", "folder", "x.json"]
+
+
+def test_save_torch_gives_the_same_bytes_for_the_same_contents(tmp_path: Path) -> None:
+    import torch
+
+    from dvsa.io import save_torch
+
+    obj = {"w": torch.arange(6.0).view(2, 3), "step": 3}
+    save_torch(obj, tmp_path / "a.pt")
+    save_torch(obj, tmp_path / "b.pt")  # another temporary name, another final name
+    assert (tmp_path / "a.pt").read_bytes() == (tmp_path / "b.pt").read_bytes()
+    assert torch.equal(torch.load(tmp_path / "a.pt", weights_only=True)["w"], obj["w"])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.pt", "b.pt"]

@@ -41,6 +41,19 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
         raise
 
 
+def save_torch(obj: Any, path: str | os.PathLike[str]) -> None:
+    """torch.save `obj` to `path` atomically; the same contents give the same bytes.
+
+    torch.save names the archive inside the file after the file name it is given, and the temporary file's
+    name is random: written through a file object, the archive is always named "archive", so an unchanged
+    rerun leaves the file (and its hash in dvc.lock) unchanged.
+    """
+    import torch  # here: most users of dvsa.io need no torch
+
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        torch.save(obj, f)
+
+
 def _remove(paths: Iterable[Path]) -> None:
     for p in paths:
         if p.is_dir() and not p.is_symlink():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -145,8 +146,8 @@ def test_a_failed_save_keeps_the_previous_file(tmp_path: Path, monkeypatch: pyte
     save_resume(tmp_path / "r.pt", KEY, run.state, run.objects, run.rng)
     old = (tmp_path / "r.pt").read_bytes()
 
-    def killed(obj: object, f: object) -> None:
-        Path(f).write_bytes(b"half")
+    def killed(obj: object, f: typing.BinaryIO) -> None:
+        f.write(b"half")
         raise KeyboardInterrupt
 
     monkeypatch.setattr(torch, "save", killed)

@@ -27,7 +27,7 @@ from dvsa.align.score import image_sentence_scores, ranking_loss
 from dvsa.data.labels import Labels
 from dvsa.data.loader import iterate_batches
 from dvsa.errors import InputError, TrainingError
-from dvsa.io import atomic_path
+from dvsa.io import save_torch
 from dvsa.live import open_live
 from dvsa.params import from_mapping
 from dvsa.regions.store import RegionStore
@@ -185,8 +185,7 @@ def save_model(
         "epochs_done": state.epoch,
         "val": state.history[state.best_epoch - 1] if state.best_epoch else {},
     }
-    with atomic_path(path) as tmp:
-        torch.save(ckpt, tmp)
+    save_torch(ckpt, path)
 
 
 def load_model(path: str | os.PathLike[str]) -> tuple[AlignmentModel, AlignmentParams, dict[int, str]]:

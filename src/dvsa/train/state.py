@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from dvsa.data.labels import Labels
-from dvsa.io import atomic_path
+from dvsa.io import save_torch
 from dvsa.regions.store import RegionStore
 
 
@@ -90,7 +90,7 @@ def save_resume(
     objects: Mapping[str, Stateful],
     rng: np.random.Generator | None = None,
 ) -> None:
-    """Write `state` (a dataclass), the objects' state dicts and the RNG states to `path` atomically."""
+    """Write `state` (a dataclass), the objects' state dicts and the RNG states to `path` (dvsa.io.save_torch)."""
     ckpt = {
         "format": key.format,
         "params": key.params,
@@ -99,8 +99,7 @@ def save_resume(
         "objects": {name: obj.state_dict() for name, obj in objects.items()},
         "rng": _rng_state(rng),
     }
-    with atomic_path(path) as tmp:
-        torch.save(ckpt, tmp)
+    save_torch(ckpt, path)
 
 
 def load_resume(

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dvsa.caption.cnn import CaptionCNN
 from dvsa.caption.config import CaptionerParams
-from dvsa.caption.train import file_fingerprint, train_captioner
+from dvsa.caption.train import train_captioner
 from dvsa.data.dataset import load_dataset
 from dvsa.data.labels import read_labels
 from dvsa.params import load_params
@@ -17,6 +17,7 @@ from dvsa.regions.checkpoint import load_region_cnn
 from dvsa.regions.data import image_records
 from dvsa.regions.store import RegionStore
 from dvsa.stage import run_stage
+from dvsa.train.state import file_digest
 
 LABELS, VOCAB, REGIONS = "data/prepro/labels.h5", "data/prepro/vocab.json", "data/regions/regions.h5"
 DATASET, REGION_CNN = "data/dataset/dataset.json", "models/region_cnn.pt"
@@ -25,12 +26,11 @@ DATASET, REGION_CNN = "data/dataset/dataset.json", "models/region_cnn.pt"
 def main() -> None:
     params = load_params(CaptionerParams, "captioner")
     labels = read_labels(LABELS, VOCAB)
-    cnn, paths = None, None
-    inputs = [LABELS, VOCAB, REGIONS]
+    cnn, paths, inputs = None, None, ""
     if params.finetune_cnn_after >= 0:
         cnn = CaptionCNN(load_region_cnn(REGION_CNN))
         paths = [r.path for r in image_records(load_dataset(DATASET), DATASET)]
-        inputs += [DATASET, REGION_CNN]
+        inputs = file_digest(REGION_CNN) + file_digest(DATASET)
     with RegionStore(REGIONS) as store:
         summary = train_captioner(
             params,
@@ -39,7 +39,7 @@ def main() -> None:
             model_path="models/captioner.pt",
             resume_path="models/captioner.resume.pt",
             log_dir="logs/captioner",
-            fingerprint=file_fingerprint(*inputs),
+            inputs=inputs,
             cnn=cnn,
             image_paths=paths,
         )

@@ -92,7 +92,7 @@ def test_interrupted_training_resumes_exactly(toy: dict[str, Path], tmp_path: Pa
         run(toy, tmp_path / "split", params, on_iteration=interrupt)
     assert not (tmp_path / "split" / "captioner.pt").exists()
     state = load_checkpoint(tmp_path / "split" / "captioner.resume.pt")
-    assert state["iteration"] == 17
+    assert state["state"]["iteration"] == 17
     resumed = run(toy, tmp_path / "split", params)
     assert resumed["resumed"] and not whole["resumed"]
     a = load_checkpoint(tmp_path / "whole" / "captioner.pt")
@@ -111,7 +111,7 @@ def test_resume_file_from_other_params_is_ignored(toy: dict[str, Path], tmp_path
         run(toy, tmp_path, replace(TINY, max_iters=10), on_iteration=interrupt)
     summary = run(toy, tmp_path, replace(TINY, max_iters=10, learning_rate=5e-3))
     assert not summary["resumed"]
-    assert "starting afresh" in capsys.readouterr().out
+    assert "made with other params; training from scratch" in capsys.readouterr().out
 
 
 def test_exploding_loss_stops_with_a_training_error_and_no_model(toy: dict[str, Path], tmp_path: Path) -> None:

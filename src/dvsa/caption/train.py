@@ -21,14 +21,10 @@ resume file is ignored when the params or the input files differ, and removed wh
 
 from __future__ import annotations
 
-import copy
 import math
 import os
-import signal
-import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +33,7 @@ import torch
 from dvclive import Live
 from tqdm import tqdm
 
-from dvsa.caption.checkpoint import load_checkpoint, save_checkpoint
+from dvsa.caption.checkpoint import save_checkpoint
 from dvsa.caption.cnn import CaptionCNN, PixelFeatures
 from dvsa.caption.config import CaptionerParams
 from dvsa.caption.features import CachedFeatures, FeatureSource, feature_stats
@@ -51,21 +47,34 @@ from dvsa.evaluate.coco import coco_scores
 from dvsa.io import write_json
 from dvsa.live import open_live
 from dvsa.regions.store import RegionStore
+from dvsa.train.interrupt import interrupt_requests
+from dvsa.train.schedule import halving_lr, set_lr
+from dvsa.train.state import ResumeKey, data_fingerprint, digest, load_resume, save_resume
 
 LOG_EVERY = 10  # iterations per logged train-loss point (their mean)
 
 
+RESUME_FORMAT = "dvsa.captioner.resume/1"
+
+
 def learning_rate(params: CaptionerParams, iteration: int) -> float:
-    """eps = eps0 * 2^(-(i - i0) / T) for i > i0 = learning_rate_decay_start >= 0, else eps0."""
-    i0 = params.learning_rate_decay_start
-    if i0 >= 0 and iteration > i0:
-        return params.learning_rate * 2.0 ** (-(iteration - i0) / params.learning_rate_decay_every)
-    return params.learning_rate
+    """The LM's learning rate at `iteration`: eps0 * 2^(-(i - i0) / T) after i0 = learning_rate_decay_start."""
+    return halving_lr(params.learning_rate, iteration, params.learning_rate_decay_start, params.learning_rate_decay_every)
 
 
-def file_fingerprint(*paths: str | os.PathLike[str]) -> list[list[int]]:
-    """(size, mtime_ns) of each input file: a resume file made from other inputs is not used."""
-    return [[os.stat(p).st_size, os.stat(p).st_mtime_ns] for p in paths]
+@dataclass
+class TrainState:
+    """Everything besides the weights and optimizers that determines the rest of a training run."""
+
+    iteration: int = 0  # iterations completed
+    first_loss: float | None = None
+    best_val: dict[str, float] | None = None
+    best_iteration: int = 0
+    best_state: dict[str, torch.Tensor] | None = None  # the LM's weights at the best validation
+    best_cnn_state: dict[str, torch.Tensor] | None = None  # and the CNN encoder's, when finetuned
+    history: list[dict[str, float]] = field(default_factory=list)  # logged train and val rows
+    val_history: list[dict[str, Any]] = field(default_factory=list)  # each validation with its predictions
+    window: list[float] = field(default_factory=list)  # train losses since the last logged row
 
 
 class EpochBatches:
@@ -107,27 +116,6 @@ def validate(
     return {"val/loss": loss, "val/CIDEr": scores["CIDEr"], "val/Bleu_4": scores["Bleu_4"]}, predictions
 
 
-@contextmanager
-def interrupt_requests() -> Iterator[list[bool]]:
-    """While active, SIGINT / SIGTERM set flag[0] instead of stopping at once (a second one stops at once)."""
-    flag = [False]
-    if threading.current_thread() is not threading.main_thread():
-        yield flag
-        return
-
-    def handler(signum: int, frame: Any) -> None:
-        if flag[0]:
-            raise KeyboardInterrupt
-        flag[0] = True
-
-    old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield flag
-    finally:
-        for s, h in old.items():
-            signal.signal(s, h)
-
-
 def _cpu_copy(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return {k: v.detach().cpu().clone() for k, v in state_dict.items()}
 
@@ -141,6 +129,26 @@ class Protos:
     lm_optim: torch.optim.Optimizer
     cnn: CaptionCNN | None = None
     cnn_optim: torch.optim.Optimizer | None = None
+
+    def stateful(self) -> dict[str, Any]:
+        """What a resume file restores: weights and optimizer moments (the CNN's encoder only)."""
+        out: dict[str, Any] = {"model": self.lm, "optimizer": self.lm_optim}
+        if self.cnn is not None and self.cnn_optim is not None:
+            out.update(cnn=EncoderWeights(self.cnn), cnn_optimizer=self.cnn_optim)
+        return out
+
+
+@dataclass
+class EncoderWeights:
+    """The finetuned part of a CaptionCNN as a state_dict / load_state_dict pair (not the detector)."""
+
+    cnn: CaptionCNN
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return self.cnn.encoder_state_dict()
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        self.cnn.load_encoder_state_dict(state)
 
 
 def make_protos(params: CaptionerParams, vocab_size: int, feat_dim: int, cnn: CaptionCNN | None) -> Protos:
@@ -206,15 +214,13 @@ def train_step(protos: Protos, source: FeatureSource, batch: CaptionBatch, param
     if protos.cnn_optim is not None:
         protos.cnn_optim.zero_grad(set_to_none=True)
     loss.backward()
-    decay = learning_rate(params, iteration) / params.learning_rate
+    decay = learning_rate(params, iteration) / params.learning_rate  # the same decay for the LM and the CNN
     l2_and_clamp(list(lm.parameters()), params.weight_decay, params.grad_clip)
-    for group in protos.lm_optim.param_groups:
-        group["lr"] = params.learning_rate * decay
+    set_lr(protos.lm_optim, params.learning_rate * decay)
     protos.lm_optim.step()
     if tune and cnn is not None and protos.cnn_optim is not None:
         l2_and_clamp(cnn.finetuned_parameters(), params.cnn_weight_decay, params.grad_clip)
-        for group in protos.cnn_optim.param_groups:
-            group["lr"] = params.cnn_learning_rate * decay
+        set_lr(protos.cnn_optim, params.cnn_learning_rate * decay)
         protos.cnn_optim.step()
     return value
 
@@ -226,7 +232,7 @@ def train_captioner(
     model_path: str | os.PathLike[str],
     resume_path: str | os.PathLike[str],
     log_dir: str | os.PathLike[str],
-    fingerprint: list[list[int]] | None = None,
+    inputs: str = "",
     cnn: CaptionCNN | None = None,
     image_paths: list[Path] | None = None,
     on_iteration: Callable[[int], None] | None = None,
@@ -236,7 +242,9 @@ def train_captioner(
 
     With `cnn` (and the dataset's `image_paths`, one per row) the regions are encoded from pixels by the CNN,
     which is finetuned from ``finetune_cnn_after`` on; without, the cached features of regions.h5 are used.
-    `on_iteration(i)` is called after iteration i (1-based) completes.
+    A resume file is used when it was made with the same params and the same labels and regions (by content)
+    and `inputs` (a fingerprint of any other input, e.g. the region CNN's file). `on_iteration(i)` is called
+    after iteration i (1-based) completes.
     """
     resume_path, log_dir = Path(resume_path), Path(log_dir)
     val_rows = labels.split_indices("val")[: params.val_images]
@@ -259,72 +267,67 @@ def train_captioner(
         source = PixelFeatures(
             cnn, image_paths, store, params.region_geometry, params.augment_crop, params.augment_brightness
         )
-    st: dict[str, Any] = {
-        "iteration": 0,
-        "first_loss": None,
-        "best_val": None,
-        "best_iteration": 0,
-        "best_state": None,
-        "best_cnn_state": None,
-        "history": [],
-        "val_history": [],
-        "window": [],
-    }
-    resumed = _try_resume(resume_path, params, fingerprint, protos, st)
+    if cnn is not None and cnn.net.fc7_dim != store.dim:
+        raise InputError(f"{store.path}: {store.dim}-d features, but the CNN to finetune gives {cnn.net.fc7_dim}-d")
+    key = ResumeKey(RESUME_FORMAT, params.to_dict(), digest(data_fingerprint(labels, store), inputs))
+    st = TrainState()
+    resumed = load_resume(resume_path, key, st, protos.stateful())
+    if resumed:
+        print(f"{resume_path}: resuming at iteration {st.iteration}")
 
     live = open_live(log_dir)
-    for record in st["history"]:
+    for record in st.history:
         _log(live, record)
 
     batches = EpochBatches(labels, params)
     model.train()
     bar = tqdm(
-        total=params.max_iters, initial=st["iteration"], desc="train captioner", unit="it", disable=not progress
+        total=params.max_iters, initial=st.iteration, desc="train captioner", unit="it", disable=not progress
     )
     try:
         with interrupt_requests() as interrupted:
-            while st["iteration"] < params.max_iters:
-                it = st["iteration"]
+            while st.iteration < params.max_iters:
+                it = st.iteration
                 loss = train_step(protos, source, batches.at(it), params, it)
-                st["iteration"] = it + 1
-                if st["first_loss"] is None:
-                    st["first_loss"] = loss
-                if not math.isfinite(loss) or loss > params.explode_factor * st["first_loss"]:
+                st.iteration = it + 1
+                if st.first_loss is None:
+                    st.first_loss = loss
+                if not math.isfinite(loss) or loss > params.explode_factor * st.first_loss:
                     raise TrainingError(
-                        f"the loss exploded at iteration {it + 1}: {loss:.4g} (first loss {st['first_loss']:.4g}); "
+                        f"the loss exploded at iteration {it + 1}: {loss:.4g} (first loss {st.first_loss:.4g}); "
                         f"lower captioner.learning_rate ({params.learning_rate:g}) or captioner.grad_clip "
                         f"({params.grad_clip:g})"
                     )
-                st["window"].append(loss)
-                if len(st["window"]) == LOG_EVERY or st["iteration"] == params.max_iters:
+                st.window.append(loss)
+                if len(st.window) == LOG_EVERY or st.iteration == params.max_iters:
                     record = {
-                        "step": st["iteration"],
-                        "train/loss": float(np.mean(st["window"])),
+                        "step": st.iteration,
+                        "train/loss": float(np.mean(st.window)),
                         "train/lr": learning_rate(params, it),
                     }
-                    st["window"] = []
-                    st["history"].append(record)
+                    st.window = []
+                    st.history.append(record)
                     _log(live, record)
                     bar.set_postfix(loss=f"{record['train/loss']:.3f}")
-                if st["iteration"] % params.val_every == 0 or st["iteration"] == params.max_iters:
+                if st.iteration % params.val_every == 0 or st.iteration == params.max_iters:
                     if cnn is not None:
                         cnn.eval()
                     val, predictions = validate(model, source, labels, val_rows, params.val_predictions)
-                    record = {"step": st["iteration"], **val}
-                    st["history"].append(record)
-                    st["val_history"].append({**record, "predictions": predictions})
+                    record = {"step": st.iteration, **val}
+                    st.history.append(record)
+                    st.val_history.append({**record, "predictions": predictions})
                     _log(live, record)
-                    if st["best_val"] is None or val["val/CIDEr"] > st["best_val"]["val/CIDEr"]:
-                        st["best_val"], st["best_iteration"] = val, st["iteration"]
-                        st["best_state"] = _cpu_copy(model.state_dict())
-                        st["best_cnn_state"] = cnn.encoder_state_dict() if cnn is not None else None
-                    _save_resume(resume_path, params, fingerprint, protos, st)
+                    if st.best_val is None or val["val/CIDEr"] > st.best_val["val/CIDEr"]:
+                        st.best_val, st.best_iteration = val, st.iteration
+                        st.best_state = _cpu_copy(model.state_dict())
+                        st.best_cnn_state = cnn.encoder_state_dict() if cnn is not None else None
+                    save_resume(resume_path, key, st, protos.stateful())
                     write_history(log_dir / HISTORY, st)
                 bar.update(1)
                 if on_iteration is not None:
-                    on_iteration(st["iteration"])
-                if interrupted[0]:
-                    _save_resume(resume_path, params, fingerprint, protos, st)
+                    on_iteration(st.iteration)
+                if interrupted.requested:
+                    save_resume(resume_path, key, st, protos.stateful())
                     raise KeyboardInterrupt
     except TrainingError:
         resume_path.unlink(missing_ok=True)
@@ -333,26 +336,26 @@ def train_captioner(
         bar.close()
 
     summary = {
-        "iteration": st["best_iteration"],
-        "val": st["best_val"],
+        "iteration": st.best_iteration,
+        "val": st.best_val,
         "resumed": resumed,
-        "first_loss": st["first_loss"],
+        "first_loss": st.first_loss,
     }
-    live.summary["best"] = {"iteration": st["best_iteration"], **{k[4:]: v for k, v in st["best_val"].items()}}
+    live.summary["best"] = {"iteration": st.best_iteration, **{k[4:]: v for k, v in st.best_val.items()}}
     live.end()
     write_history(log_dir / HISTORY, st)
     save_checkpoint(
         model_path,
         {
-            "state_dict": st["best_state"],
+            "state_dict": st.best_state,
             "config": model.config,
             "params": params.to_dict(),
             "vocab": {str(k): w for k, w in labels.ix_to_word.items()},
             "max_length": labels.max_length,
-            "iteration": st["best_iteration"],
-            "val": st["best_val"],
-            "history": st["history"],
-            **({"cnn": st["best_cnn_state"]} if cnn is not None else {}),
+            "iteration": st.best_iteration,
+            "val": st.best_val,
+            "history": st.history,
+            **({"cnn": st.best_cnn_state} if cnn is not None else {}),
         },
     )
     resume_path.unlink(missing_ok=True)
@@ -362,14 +365,14 @@ def train_captioner(
 HISTORY = "history.json"
 
 
-def write_history(path: Path, st: dict[str, Any]) -> None:
+def write_history(path: Path, st: TrainState) -> None:
     """neuraltalk2's checkpoint json: the train loss curve and every validation with its val_predictions."""
     write_json(
         path,
         {
-            "loss_history": {str(r["step"]): r["train/loss"] for r in st["history"] if "train/loss" in r},
-            "val_history": st["val_history"],
-            "best_iteration": st["best_iteration"],
+            "loss_history": {str(r["step"]): r["train/loss"] for r in st.history if "train/loss" in r},
+            "val_history": st.val_history,
+            "best_iteration": st.best_iteration,
         },
     )
 
@@ -380,44 +383,3 @@ def _log(live: Live, record: dict[str, float]) -> None:
         if name != "step":
             live.log_metric(name, value)
     live.next_step()
-
-
-def _save_resume(
-    path: Path, params: CaptionerParams, fingerprint: list[list[int]] | None, protos: Protos, st: dict[str, Any]
-) -> None:
-    save_checkpoint(
-        path,
-        {
-            "params": params.to_dict(),
-            "fingerprint": fingerprint,
-            "model": protos.lm.state_dict(),
-            "optimizer": protos.lm_optim.state_dict(),
-            "cnn": protos.cnn.encoder_state_dict() if protos.cnn is not None else None,
-            "cnn_optimizer": protos.cnn_optim.state_dict() if protos.cnn_optim is not None else None,
-            "torch_rng": torch.get_rng_state(),
-            **st,
-        },
-    )
-
-
-def _try_resume(
-    path: Path, params: CaptionerParams, fingerprint: list[list[int]] | None, protos: Protos, st: dict[str, Any]
-) -> bool:
-    """Load the resume file into the protos and st when it was made with the same params and inputs."""
-    if not path.is_file():
-        return False
-    data = load_checkpoint(path)
-    if data.get("params") != params.to_dict() or data.get("fingerprint") != fingerprint:
-        print(f"{path}: made with other params or inputs; starting afresh")
-        path.unlink()
-        return False
-    protos.lm.load_state_dict(data["model"])
-    protos.lm_optim.load_state_dict(data["optimizer"])
-    if protos.cnn is not None and protos.cnn_optim is not None:
-        protos.cnn.load_encoder_state_dict(data["cnn"])
-        protos.cnn_optim.load_state_dict(data["cnn_optimizer"])
-    torch.set_rng_state(data["torch_rng"])
-    for key in st:
-        st[key] = copy.deepcopy(data[key])
-    print(f"{path}: resuming at iteration {st['iteration']}")
-    return True

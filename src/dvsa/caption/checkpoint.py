@@ -3,7 +3,8 @@
 A dict of plain containers, loadable with ``torch.load(weights_only=True)``: ``state_dict``, ``config`` (the
 Captioner's constructor arguments), ``params`` (the captioner section that trained it), ``vocab``
 (ix_to_word with string keys, as vocab.json), ``max_length``, ``iteration`` and ``val`` (the validation
-scores of the kept weights), ``history`` (loss and validation curves).
+scores of the kept weights), ``history`` (loss and validation curves) and, when the CNN was finetuned,
+``cnn``: the finetuned encoder weights of models/region_cnn.pt's network (``CaptionCNN.encoder_state_dict``).
 """
 
 from __future__ import annotations
@@ -16,15 +17,14 @@ import torch
 
 from dvsa.caption.model import Captioner, build_captioner
 from dvsa.errors import InputError
-from dvsa.io import atomic_path
+from dvsa.io import save_torch
 
 KEYS = ("state_dict", "config", "params", "vocab", "max_length")
 
 
 def save_checkpoint(path: str | os.PathLike[str], payload: dict[str, Any]) -> None:
-    """torch.save `payload` atomically."""
-    with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
+    """torch.save `payload` atomically (the same payload gives the same bytes)."""
+    save_torch(payload, path)
 
 
 def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:

@@ -19,7 +19,8 @@ NOT_COPIED = ("data/", "models/", "metrics/", "logs/", "reports/", "docs/")
 TINY: dict[str, Any] = {
     "dataset": {"shapes": {"n_train": 60, "n_val": 16, "n_test": 16, "image_size": 64}},
     "preprocess": {"word_count_threshold": 2},
-    "regions": {"net": {"input_size": 64, "fc6_dim": 64, "fc7_dim": 256}, "train": {"epochs": 1, "batch_size": 8},
+    "regions": {"shapes": {"net": {"input_size": 64, "fc6_dim": 64, "fc7_dim": 256},
+                           "train": {"epochs": 1, "batch_size": 8}},
                 "batch_size": 16},
     "alignment": {"hidden_size": 32, "word_embedding_size": 16, "batch_size": 20, "epochs": 2},
     "captioner": {"rnn_size": 32, "input_encoding_size": 32, "batch_size": 8, "max_iters": 12, "val_every": 6,

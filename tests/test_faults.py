@@ -57,7 +57,7 @@ from tests.regions.test_pretrained import small_state_dict
 from tests.regions.toy import tiny_params
 
 # tests/project.py's tiny configuration, with a smaller region network (the features only need to exist)
-TINY = merge(PROJECT_TINY, {"regions": {"net": {"channels": [8, 16, 16, 32], "fc6_dim": 32, "fc7_dim": 64}}})
+TINY = merge(PROJECT_TINY, {"regions": {"shapes": {"net": {"channels": [8, 16, 16, 32], "fc6_dim": 32, "fc7_dim": 64}}}})
 
 
 @pytest.fixture(scope="module")
@@ -88,7 +88,7 @@ def _some(pattern: str, at_least: int = 1) -> Callable[[Path], bool]:
 KILLS = [
     Kill("dataset", [{"dataset": {"shapes": {"n_train": 400}}}, {"dataset": {"shapes": {"n_train": 4000}}}],
          _some("data/.dataset.*.tmp/images/*.png", 20), restore_tiny=True),
-    Kill("region_cnn", [{"regions": {"train": {"epochs": 3}}}, {"regions": {"train": {"epochs": 12}}}],
+    Kill("region_cnn", [{"regions": {"shapes": {"train": {"epochs": 3}}}}, {"regions": {"shapes": {"train": {"epochs": 12}}}}],
          _some("logs/region_cnn/metrics.json")),  # written after the first epoch
     Kill("regions", [{"regions": {"batch_size": 4}}, {"regions": {"batch_size": 1}}],
          _some("data/regions.work/shard-*.h5")),  # a shard is finished (the rerun resumes from it)
@@ -248,7 +248,7 @@ def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
 @pytest.mark.parametrize(
     ("stage", "params", "message"),
     [
-        ("region_cnn", "regions: {net: {fc7_dim: big}}", "regions.net.fc7_dim: expected an integer, got 'big'"),
+        ("region_cnn", "regions: {shapes: {net: {fc7_dim: big}}}", "regions.shapes.net.fc7_dim: expected an integer, got 'big'"),
         ("region_cnn", "regions: {backbone: resnet}", "regions.backbone: expected one of"),
         ("regions", "regions: {detect: {nms_iuo: 0.5}}", "regions.detect.nms_iuo: unknown key"),
         ("regions", "regions: {feats_dtype: float64}", "regions.feats_dtype: expected one of"),

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -16,7 +18,7 @@ pytestmark = pytest.mark.slow
 PARAM_OF_STAGE = {
     "dataset": ("dataset", "seed", 7),
     "preprocess": ("preprocess", "word_count_threshold", 3),
-    "region_cnn": ("regions", "train", {"epochs": 2, "batch_size": 8}),
+    "region_cnn": ("regions", "shapes", {"train": {"epochs": 2, "batch_size": 8}}),
     "regions": ("regions", "detect", {"nms_iou": 0.6}),
     "train_alignment": ("alignment", "epochs", 3),
     "evaluate_alignment": ("evaluate", "alignment", {"n_figures": 1, "batch_size": 8, "beta": 2.0}),
@@ -80,6 +82,23 @@ def test_param_change_makes_only_its_stage_out_of_date(project: Path, stage: str
         (project / "params.yaml").write_text(original)
 
 
+@pytest.mark.parametrize("ignored", [{"vgg16": {"min_size": 480}}, {"alexnet": {"encoder_weights": "/x.pth"}}])
+def test_a_param_the_backbone_ignores_reruns_nothing(project: Path, ignored: dict) -> None:
+    """With backbone shapes, region_cnn reads regions.shapes only (dvc.yaml: regions.${regions.backbone})."""
+    original = (project / "params.yaml").read_text()
+    try:
+        params = yaml.safe_load(original)
+        assert params["regions"]["backbone"] == "shapes"
+        params["regions"] = merge(params["regions"], ignored)
+        (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+        assert out_of_date(project) == set()
+        params["regions"]["backbone"] = "vgg16"
+        (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+        assert out_of_date(project) == {"region_cnn"}
+    finally:
+        (project / "params.yaml").write_text(original)
+
+
 @pytest.mark.parametrize(
     ("module", "stages"),
     [
@@ -96,3 +115,30 @@ def test_module_edit_reruns_only_the_stages_that_import_it(project: Path, module
         assert out_of_date(project) == stages
     finally:
         path.write_text(original)
+
+
+def _keys(node: object, prefix: str = "") -> list[str]:
+    if isinstance(node, dict):
+        return [k for key, value in node.items() for k in _keys(value, f"{prefix}{key}.")]
+    return [prefix.rstrip(".")]
+
+
+def test_no_metric_or_log_holds_a_timing(project: Path) -> None:
+    """A timing in a tracked file changes it on every run, with every metric the same."""
+    timing = re.compile(r"second|time|elapsed|duration", re.IGNORECASE)
+    names = [f"{p}:{k}" for p in [*(project / "metrics").rglob("*.json"), *(project / "logs").rglob("*.json")]
+             for k in _keys(json.loads(p.read_text()))]
+    names += [str(p) for p in (project / "logs").rglob("*.tsv")]
+    assert not [n for n in names if timing.search(n.split("project", 1)[-1])]
+
+
+def test_a_forced_rerun_changes_no_tracked_file(project: Path) -> None:
+    """What `make run` from a fresh clone does to a committed project: the same bytes, a clean `git status`.
+    (region_cnn is left out until its checkpoint stops recording its training time.)"""
+    git = ["git", "-c", "user.name=dvsa-test", "-c", "user.email=test@dvsa.invalid"]
+    subprocess.run([*git, "add", "-A"], cwd=project, check=True)
+    subprocess.run([*git, "commit", "-qm", "outputs"], cwd=project, check=True)
+    dvc(project, "repro", "-f", "-s", "preprocess", "regions", "train_alignment", "evaluate_alignment")
+    status = subprocess.run(["git", "status", "--porcelain"], cwd=project, capture_output=True, text=True, check=True)
+    assert status.stdout == ""
+    assert out_of_date(project) == set()

@@ -16,7 +16,7 @@ from dvsa.caption.features import GEOMETRY_DIM
 from dvsa.caption.model import Captioner
 from dvsa.cli import main
 from dvsa.regions.checkpoint import save_region_cnn
-from dvsa.regions.config import NetParams, RegionsParams
+from dvsa.regions.config import NetParams, RegionsParams, ShapesParams
 from dvsa.regions.shapes_net import ShapesRegionCNN
 
 VOCAB = {1: "a", 2: "red", 3: "circle", 4: "<b>"}
@@ -27,7 +27,7 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("models")
     torch.manual_seed(0)
     net = NetParams(input_size=32, channels=[4, 4, 4, 4], fc6_dim=16, fc7_dim=24)
-    save_region_cnn(ShapesRegionCNN(net, ["red circle"]), RegionsParams(net=net), root / "region_cnn.pt")
+    save_region_cnn(ShapesRegionCNN(net, ["red circle"]), RegionsParams(shapes=ShapesParams(net=net)), root / "region_cnn.pt")
     captioner = Captioner(len(VOCAB), 24 + GEOMETRY_DIM, "regions", "lstm", rnn_size=8, input_encoding_size=8, att_size=8)
     with torch.no_grad():
         captioner.logit.bias.copy_(torch.tensor([-5.0, 3.0, 2.0, 1.0, 0.0]))  # a few words before END

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw
 
-from dvsa.regions.config import NetParams, RegionsParams, TrainParams
+from dvsa.regions.config import NetParams, RegionsParams, ShapesParams, TrainParams
 
 KINDS = {"red square": ((220, 40, 40), "square"), "blue circle": ((40, 70, 220), "circle"),
          "yellow triangle": ((230, 210, 40), "triangle")}
@@ -61,11 +61,11 @@ def write_toy_dataset(
 
 
 def tiny_params(epochs: int = 1, **detect: Any) -> RegionsParams:
-    params = RegionsParams(
+    params = RegionsParams(shapes=ShapesParams(
         net=NetParams(input_size=64, channels=[8, 16, 16, 32], roi_size=3, fc6_dim=32, fc7_dim=48,
                       anchor_sizes=[12.0, 24.0], aspect_ratios=[1.0]),
         train=TrainParams(epochs=epochs, batch_size=8, lr=3e-3, rois_per_image=16, rpn_batch_per_image=32,
-                          rpn_proposals=32),
+                          rpn_proposals=32)),
         batch_size=4,
     )
     for k, v in detect.items():

@@ -1,6 +1,8 @@
 """Params of the `region_cnn` and `regions` stages (section ``regions`` of params.yaml).
 
-`region_cnn` reads ``backbone``, ``seed``, ``net``, ``train`` and ``pretrained``; `regions` reads ``detect``,
+`region_cnn` reads ``backbone``, ``seed`` and the section of the chosen backbone only (``shapes``: ``net`` +
+``train``; ``vgg16`` or ``alexnet``: the pretrained files and sizes), so that a param the backbone ignores retrains
+nothing (dvc.yaml lists ``regions.${regions.backbone}``); `regions` reads ``detect``,
 ``batch_size``, ``feats_dtype``, ``shard_size`` and ``on_bad_image``, so that changing how regions are picked
 does not retrain the network.
 """
@@ -61,6 +63,14 @@ class PretrainedParams:
 
 
 @dataclass
+class ShapesParams:
+    """``backbone: shapes``: the network and its training."""
+
+    net: NetParams = field(default_factory=NetParams)
+    train: TrainParams = field(default_factory=TrainParams)
+
+
+@dataclass
 class DetectParams:
     """How the 19 regions are picked: proposals -> scores -> class-agnostic NMS -> top 19."""
 
@@ -78,14 +88,27 @@ class DetectParams:
 class RegionsParams:
     backbone: Backbone = "shapes"
     seed: int = 123
-    net: NetParams = field(default_factory=NetParams)
-    train: TrainParams = field(default_factory=TrainParams)
-    pretrained: PretrainedParams = field(default_factory=PretrainedParams)
+    shapes: ShapesParams = field(default_factory=ShapesParams)
+    vgg16: PretrainedParams = field(default_factory=PretrainedParams)
+    alexnet: PretrainedParams = field(default_factory=PretrainedParams)
     detect: DetectParams = field(default_factory=DetectParams)
     batch_size: int = field(default=32, metadata={"min": 1})  # images per encoder batch in the `regions` stage
     feats_dtype: Literal["float16", "float32"] = "float16"
     shard_size: int = field(default=256, metadata={"min": 1})  # images per finished shard (resume after a kill)
     on_bad_image: Literal["error", "skip"] = "error"  # skip: the row gets n_regions 0 and is listed in the metrics
+
+    @property
+    def net(self) -> NetParams:
+        return self.shapes.net
+
+    @property
+    def train(self) -> TrainParams:
+        return self.shapes.train
+
+    @property
+    def pretrained(self) -> PretrainedParams:
+        """The section of the chosen pretrained backbone (vgg16's while the backbone is shapes: unused)."""
+        return self.alexnet if self.backbone == "alexnet" else self.vgg16
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -79,7 +79,7 @@ class DetectParams:
     nms_iou: float = field(default=0.5, metadata={"gt": 0.0, "max": 1.0})
     min_score: float = field(default=0.0, metadata={"min": 0.0, "max": 1.0})  # detections below are dropped
     # the pretrained detector's input size (shorter side, longest-side cap); 0: torchvision's own (800, 1333).
-    # Set to regions.pretrained.min_size / max_size, the detector sees the encoder's image without a resize.
+    # Set to regions.<backbone>.min_size / max_size, the detector sees the encoder's image without a resize.
     min_size: int = field(default=0, metadata={"min": 0})
     max_size: int = field(default=0, metadata={"min": 0})
 

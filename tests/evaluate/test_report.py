@@ -93,3 +93,28 @@ def test_a_missing_thumbnail_is_seen_by_the_browser_check(report: Path) -> None:
     next((report.parent / "captioning").glob("*.jpg")).unlink()
     dom = dump_dom(report)
     assert 'data-images-loaded="3"' in dom and 'data-images-total="4"' in dom
+
+
+def test_truth_marks_and_attention_figures(tmp_path: Path) -> None:
+    from dvsa.evaluate.truth import judge
+
+    data = dataset(tmp_path, 2)
+    objects = [{"box": [5, 5, 20, 20], "color": "red", "shape": "circle", "size": "large"}]
+    ev = evaluation(2)
+    ev.captions = ["a red circle", "a blue star"]
+    ev.truth = [judge(c.split(), objects, None) for c in ev.captions]
+    ev.baseline_truth = [judge(c.split(), objects, None) for c in ev.baseline]
+    ev.metrics["truth"] = {name: {"mention_precision": 0.5, "captions_true": 0.5, "objects_named": 1.0,
+                                  "count_precision": None, "relation_precision": None} for name in ("model", "nn_baseline")}
+    ev.attention = np.zeros((2, 16, 20), np.float32)
+    ev.attention[:, :3, 1] = 1.0  # every word looked at region 1
+    boxes = np.zeros((2, 20, 4), np.float32)
+    boxes[:, 0] = [0, 0, 60, 40]
+    boxes[:, 1] = [5, 5, 20, 20]
+    write_report(tmp_path / "reports" / "index.html", ev, data, 2, None, boxes)
+    page = (tmp_path / "reports" / "index.html").read_text(encoding="utf-8")
+    assert '<span class="true">red</span>' in page and '<span class="false">star</span>' in page
+    assert 'id="truth"' in page and "captions entirely true" in page
+    figures = sorted((tmp_path / "reports" / "captioning").glob("*_attention.png"))
+    assert len(figures) == 2 and page.count("_attention.png") == 4  # link + image per card
+    assert Image.open(figures[0]).height > 40  # the picture with its caption strip

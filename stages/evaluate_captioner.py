@@ -20,6 +20,7 @@ from dvsa.evaluate.captioning import check_compatible, evaluate_captions
 from dvsa.evaluate.config import EvaluateCaptioningParams
 from dvsa.evaluate.report import write_report
 from dvsa.io import write_json
+from dvsa.metrics import write_metrics
 from dvsa.params import load_params
 from dvsa.regions.data import image_records
 from dvsa.regions.store import RegionStore
@@ -27,7 +28,14 @@ from dvsa.stage import run_stage
 
 LABELS, VOCAB = "data/prepro/labels.h5", "data/prepro/vocab.json"
 REGIONS, DATASET, MODEL = "data/regions/regions.h5", "data/dataset/dataset.json", "models/captioner.pt"
-CAPTIONS, METRICS = "data/eval/captions.json", "metrics/captioning.json"
+CAPTIONS, METRICS, DETAILS = "data/eval/captions.json", "metrics/captioning.json", "metrics/details/captioning.json"
+# what experiments compare (metrics/captioning.json); the whole record goes to metrics/details/captioning.json
+SUMMARY = [f"model.{k}" for k in ("Bleu_4", "METEOR", "ROUGE_L", "CIDEr", "perplexity")] + [
+    "nn_baseline.Bleu_4",
+    "nn_baseline.CIDEr",
+    *(f"truth.model.{k}" for k in ("mention_precision", "captions_true", "objects_named")),
+    "truth.nn_baseline.captions_true",
+]
 REPORT, FIGURES = "reports/index.html", "reports/alignment"
 REGION_CNN = "models/region_cnn.pt"
 
@@ -44,7 +52,7 @@ def main() -> None:
         boxes = store.boxes
     write_json(CAPTIONS, [{"image_id": i, "caption": c} for i, c in zip(ev.image_ids, ev.captions)])
     shown = write_report(REPORT, ev, dataset, params.report_images, FIGURES, boxes)
-    write_json(METRICS, ev.metrics)
+    write_metrics(METRICS, DETAILS, ev.metrics, SUMMARY)
     _print_table(ev.metrics)
     figures = "with" if Path(FIGURES).is_dir() else "without"
     print(f"wrote {CAPTIONS}, {METRICS}, {REPORT} ({shown} images, {figures} alignment figures)")

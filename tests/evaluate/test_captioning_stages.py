@@ -41,7 +41,11 @@ def test_train_then_evaluate(workdir: Path, monkeypatch: pytest.MonkeyPatch, cap
     stage("evaluate_captioner")()
     captions = json.loads((workdir / "data" / "eval" / "captions.json").read_text())
     assert [c["image_id"] for c in captions] == list(range(100 + 72, 100 + 88))  # the 16 test images
-    metrics = json.loads((workdir / "metrics" / "captioning.json").read_text())
+    summary = json.loads((workdir / "metrics" / "captioning.json").read_text())  # what experiments compare
+    assert set(summary) == {"model", "nn_baseline"}  # the toy world has no true objects: no truth figures
+    assert set(summary["model"]) == {"Bleu_4", "METEOR", "ROUGE_L", "CIDEr", "perplexity"}
+    metrics = json.loads((workdir / "metrics" / "details" / "captioning.json").read_text())
+    assert summary["model"] == {k: metrics["model"][k] for k in summary["model"]}
     assert metrics["n_images"] == 16
     for system in ("model", "nn_baseline"):
         assert metrics[system]["SPICE"] == "unavailable"

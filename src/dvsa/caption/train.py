@@ -40,6 +40,7 @@ from dvsa.caption.features import CachedFeatures, FeatureSource, feature_stats
 from dvsa.caption.generate import caption_rows, perplexity
 from dvsa.caption.model import Captioner, language_model_criterion
 from dvsa.data.labels import Labels
+from dvsa.data.rows import check_rows
 from dvsa.data.loader import CaptionBatch, iterate_batches
 from dvsa.data.vocab import decode
 from dvsa.errors import InputError, TrainingError
@@ -250,8 +251,7 @@ def train_captioner(
     val_rows = labels.split_indices("val")[: params.val_images]
     if len(val_rows) == 0:
         raise InputError("labels: no images in the val split")
-    if len(store) != len(labels.images):
-        raise InputError(f"{store.path}: {len(store)} images but the labels have {len(labels.images)}")
+    check_rows(labels, store, str(store.path))
     if params.threads:
         torch.set_num_threads(params.threads)
     torch.manual_seed(params.seed)

@@ -13,6 +13,7 @@ from dvsa.caption.features import FeatureSource
 from dvsa.caption.generate import caption_rows, perplexity
 from dvsa.caption.model import Captioner
 from dvsa.data.labels import Labels
+from dvsa.data.rows import check_rows
 from dvsa.data.vocab import decode, tokenize
 from dvsa.errors import InputError
 from dvsa.evaluate.baselines import consensus_caption, nearest_neighbours
@@ -46,8 +47,7 @@ def check_compatible(
         raise InputError(
             f"{model_path}: expects {model.config['feat_dim']}-d features, {store.path} gives {feat_dim}-d"
         )
-    if len(store) != len(labels.images):
-        raise InputError(f"{store.path}: {len(store)} images but the labels have {len(labels.images)}")
+    check_rows(labels, store, str(store.path))
 
 
 def evaluate_captions(

@@ -88,3 +88,24 @@ def test_console_script(models: dict[str, Path]) -> None:
     assert result.returncode == 1
     assert result.stdout.startswith(str(r / "gray.jpg") + "\t")
     assert result.stderr.count("\n") == 1 and "broken.jpg" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "content,message",
+    [(b"", "empty file, not a checkpoint"), (b"hello\n", "not a torch checkpoint (torch.load: "),
+     (bytes(range(256)) * 4, "not a torch checkpoint (torch.load: ")],
+)
+def test_a_model_that_is_not_a_checkpoint_is_one_line(
+    models: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str], content: bytes, message: str
+) -> None:
+    bad = tmp_path / "model.pt"
+    bad.write_bytes(content)
+    code = main(["caption", str(models["root"] / "odd.png"), "--model", str(bad), "--region-cnn", str(models["region_cnn"])])
+    err = capsys.readouterr().err
+    assert code == 1 and err.count("\n") == 1 and f"{bad}: {message}" in err
+
+
+def test_a_region_cnn_as_the_model_is_named_as_such(models: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["caption", str(models["root"] / "odd.png"), "--model", str(models["region_cnn"])])
+    err = capsys.readouterr().err
+    assert code == 1 and err.count("\n") == 1 and "not a captioner checkpoint" in err

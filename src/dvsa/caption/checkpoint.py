@@ -30,12 +30,16 @@ def save_checkpoint(path: str | os.PathLike[str], payload: dict[str, Any]) -> No
 def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
     """Read a checkpoint with weights_only=True; a missing or foreign file is an InputError naming it."""
     p = Path(path)
+    if p.is_dir():
+        raise InputError(f"{p}: is a directory, not a checkpoint file")
     if not p.is_file():
         raise InputError(f"{p}: file not found")
+    if p.stat().st_size == 0:
+        raise InputError(f"{p}: empty file, not a checkpoint")
     try:
         data = torch.load(p, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - torch raises many kinds for a bad file
-        raise InputError(f"{p}: not a torch checkpoint ({str(e).splitlines()[0]})") from None
+        raise InputError(f"{p}: not a torch checkpoint (torch.load: {type(e).__name__})") from None
     if not isinstance(data, dict):
         raise InputError(f"{p}: not a dvsa checkpoint (expected a dict)")
     return data

@@ -100,13 +100,16 @@ KILLS = [
 
 
 def stage_outs(root: Path, stage: str) -> tuple[list[str], list[str], list[str]]:
-    """Of `stage` in dvc.yaml: the outs DVC takes as its result, the persistent outs, the metrics and plots."""
+    """Of `stage` in dvc.yaml: the outs DVC takes as its result, the persistent outs, and the logs (metrics,
+    plots, and the other files of dvclive's folder, logs/<stage>/, which grow epoch by epoch)."""
     spec = yaml.safe_load((root / "dvc.yaml").read_text())["stages"][stage]
+    plots = [m if isinstance(m, str) else next(iter(m)) for m in spec.get("plots", [])]
+    logs = [m if isinstance(m, str) else next(iter(m)) for m in spec.get("metrics", [])] + plots
+    live_dirs = tuple(f"{Path(p).parents[1]}/" for p in plots)  # logs/<stage>/plots/metrics -> logs/<stage>/
     outs, persist = [], []
     for out in spec["outs"]:
         path, opts = (out, {}) if isinstance(out, str) else next(iter(out.items()))
-        (persist if (opts or {}).get("persist") else outs).append(path)
-    logs = [m if isinstance(m, str) else next(iter(m)) for m in spec.get("metrics", []) + spec.get("plots", [])]
+        (logs if path.startswith(live_dirs) else persist if (opts or {}).get("persist") else outs).append(path)
     return outs, persist, logs
 
 

@@ -1,7 +1,8 @@
 """The pretrained path (real photos): torchvision weight files found in $TORCH_HOME, never downloaded.
 
 The tests write their own weight files: every tensor has the right name and shape, but is one random row
-expanded over its other dimensions (stride 0), so that even AlexNet's file takes a few kilobytes.
+expanded over its other dimensions (stride 0), so that even AlexNet's file takes a few kilobytes; a weight's
+row is scaled by 1 / its fan-in so that activations stay of order one through the layers (float16 features).
 """
 
 from __future__ import annotations
@@ -35,7 +36,8 @@ def small_state_dict(build: object, seed: int) -> dict[str, torch.Tensor]:
         elif name.endswith("running_var"):
             state[name] = torch.ones(1).expand(t.shape)
         else:
-            row = torch.randn(t.shape[0] if t.dim() else 1, generator=g) * (0.05 if t.dim() > 1 else 0.01)
+            scale = 1.0 / t[0].numel() if t.dim() > 1 else 0.01
+            row = torch.randn(t.shape[0] if t.dim() else 1, generator=g) * scale
             state[name] = row.view(-1, *[1] * (t.dim() - 1)).expand(t.shape) if t.dim() else row[0]
     return {k: v for k, v in state.items() if not k.endswith("num_batches_tracked")}  # as torchvision's files
 

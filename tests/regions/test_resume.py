@@ -17,11 +17,12 @@ import pytest
 import torch
 import yaml
 
-from dvsa.errors import InputError
+from dvsa.errors import InputError, ParamsError
 from dvsa.regions.checkpoint import save_region_cnn
 from dvsa.regions.data import image_records
 from dvsa.regions.extract import write_regions
 from dvsa.regions.shapes_net import ShapesRegionCNN
+from dvsa.regions.store import RegionStore
 from tests.conftest import REPO
 from tests.regions.toy import tiny_params, write_toy_dataset
 
@@ -108,6 +109,20 @@ def test_skipped_image_has_no_region_and_is_listed(tmp_path: Path) -> None:
         n, feats, ids = f["n_regions"][()], f["feats"][()], f["image_id"][()]
     assert n[5] == 0 and (np.delete(n, 5) >= 1).all() and not feats[5].any()
     np.testing.assert_array_equal(ids, np.arange(10))  # one row per dataset image: labels stay aligned
+    with RegionStore(root / "data/regions/regions.h5") as store:
+        np.testing.assert_array_equal(store.usable(), np.arange(10) != 5)
     metrics = json.loads((root / "metrics/regions.json").read_text())
     assert metrics["n_skipped"] == 1 and metrics["skipped"][0]["index"] == 5
     assert metrics["skipped"][0]["path"].endswith("0005.png") and "cannot read image" in metrics["skipped"][0]["error"]
+
+
+def test_features_beyond_float16_are_one_error(tmp_path: Path) -> None:
+    root = toy_project(tmp_path, 4)
+    records = image_records(json.loads((root / "data/dataset/dataset.json").read_text()) | {"image_root": str(
+        root / "data/dataset/images")})
+    model = ShapesRegionCNN(tiny_params().net, CLASSES).eval()
+    with torch.no_grad():
+        model.head.fc7.bias.fill_(1e5)  # fc7 = relu(... + 1e5): beyond float16's 65504
+    with pytest.raises(ParamsError, match="0000.png: features are not finite in float16.*feats_dtype: float32"):
+        write_regions(model, records, root / "r.h5", tiny_params().detect, 2, "float16")
+    write_regions(model, records, root / "r.h5", tiny_params().detect, 2, "float32")

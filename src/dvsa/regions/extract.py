@@ -17,7 +17,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from dvsa.device import autocast
-from dvsa.errors import InputError
+from dvsa.errors import InputError, ParamsError
 from dvsa.regions.boxes import clip_boxes, scale_boxes
 from dvsa.regions.config import DetectParams
 from dvsa.regions.data import ImageRecord
@@ -153,8 +153,13 @@ def extract_shard(
         parts.append(out)
         bar.update(len(batch))
     rows = range(start, start + sum(len(p.n_regions) for p in parts))
-    return Shard(start, np.concatenate([p.feats for p in parts]).astype(feats_dtype),
-                 np.concatenate([p.boxes for p in parts]), np.concatenate([p.scores for p in parts]),
+    with np.errstate(over="ignore"):
+        feats = np.concatenate([p.feats for p in parts]).astype(feats_dtype)
+    if not np.isfinite(feats).all():
+        first = rows[int(np.nonzero(~np.isfinite(feats).all(axis=(1, 2)))[0][0])]
+        raise ParamsError(f"regions.feats_dtype: {records[first].path}: features are not finite in {feats_dtype} "
+                          "(beyond ±65504, or NaN); set regions.feats_dtype: float32")
+    return Shard(start, feats, np.concatenate([p.boxes for p in parts]), np.concatenate([p.scores for p in parts]),
                  np.concatenate([p.n_regions for p in parts]),
                  np.array([records[i].image_id for i in rows], dtype=np.int64), skipped)
 

@@ -38,6 +38,7 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 DOWNLOADS = "https://download.pytorch.org/models"
 CONV5_STRIDE = 16
 MIN_SIDE = 64  # network pixels: AlexNet's conv layers need >= 31, VGG16's >= 16
+NHWC = torch.channels_last
 
 
 @dataclass(frozen=True)
@@ -156,6 +157,8 @@ class PretrainedRegionCNN(RegionCNN):
         self.fc = encoder.classifier[:-1]  # fc6, ReLU, (dropout), fc7, ReLU: the 4096-d feature
         self.detector = detector
         self.detector_sizes = (detector.transform.min_size, detector.transform.max_size)  # torchvision's own
+        for convs in (self.trunk, detector.backbone):  # NHWC convolutions: ~1.4x faster on CPU (oneDNN) and GPU
+            convs.to(memory_format=torch.channels_last)
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(3, 1, 1), persistent=False)
 
@@ -191,7 +194,8 @@ class PretrainedRegionCNN(RegionCNN):
         return max(MIN_SIDE, round(width * s)), max(MIN_SIDE, round(height * s))
 
     def features(self, prepared: Prepared) -> list[torch.Tensor]:
-        return [self.trunk(((x.to(self.mean.device) - self.mean) / self.std)[None]) for x in prepared.images]  # (1, C, h/16, w/16)
+        return [self.trunk(((x.to(self.mean.device) - self.mean) / self.std)[None].contiguous(memory_format=NHWC))
+                for x in prepared.images]  # (1, C, h/16, w/16) each
 
     def detect(self, prepared: Prepared, fmaps: Any, params: DetectParams) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """One image at a time (memory does not grow with the batch): the RPN's best `n_proposals` proposals,
@@ -205,7 +209,7 @@ class PretrainedRegionCNN(RegionCNN):
         """Boxes (P, 4) in x's pixels and scores (P,) of an image x (3, h, w) in [0, 1]."""
         d = self.detector
         images, _ = d.transform([x])  # normalised, resized to the detector's size, padded to a multiple of 32
-        fmaps = d.backbone(images.tensors)
+        fmaps = d.backbone(images.tensors.contiguous(memory_format=NHWC))
         proposals, _ = d.rpn(images, fmaps)  # best first
         proposals = [proposals[0][:n_proposals]]
         pooled = d.roi_heads.box_roi_pool(fmaps, proposals, images.image_sizes)

@@ -2,7 +2,8 @@
 
 Datasets: ``feats`` (N, R, D) float16/float32 chunked one image per chunk; ``boxes`` (N, R, 4) float32
 xyxy in the original image's pixels; ``scores`` (N, R) float32; ``n_regions`` (N,) int32 (how many of the R
-rows are real, the rest are zero padding); ``image_id`` (N,) int64. Row i is image i of dataset.json.
+rows are real, the rest are zero padding; 0 for an image skipped as unreadable); ``image_id`` (N,) int64.
+Row i is image i of dataset.json.
 """
 
 from __future__ import annotations
@@ -106,6 +107,11 @@ class RegionStore:
         for j, i in enumerate(uniq.tolist()):  # one read per image (= one chunk): ~30x faster than a list index
             block[j] = self._feats[i] if region is None else self._feats[i, region]
         return block[inverse.reshape(-1)].astype(np.float32, copy=False)
+
+    def usable(self) -> np.ndarray:
+        """(N,) bool: rows with regions; False for images skipped as unreadable (``on_bad_image: skip``),
+        which later stages leave out of training, evaluation and baselines."""
+        return self.n_regions > 0
 
     def mask(self, indices: np.ndarray | list[int]) -> np.ndarray:
         """(B, R) bool: which regions are real (not padding)."""

@@ -1,0 +1,93 @@
+"""The `compute` section (src/dvsa/device.py): device resolution, autocast only on CUDA, out of memory as one
+line. No GPU is needed: CUDA's presence is simulated where the logic depends on it."""
+
+from __future__ import annotations
+
+import json
+import runpy
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from dvsa.device import ComputeParams, autocast_dtype, load_compute, out_of_memory_hint, pin_memory, resolve_device
+from dvsa.errors import DvsaError, ParamsError
+from dvsa.stage import run_stage
+from tests.conftest import REPO
+
+
+def test_compute_section_is_typed(tmp_path: Path) -> None:
+    path = tmp_path / "params.yaml"
+    path.write_text("compute:\n  device: cpu\n  workers: 0\n")
+    assert load_compute(path) == ComputeParams(device="cpu", workers=0)
+    path.write_text("compute:\n  device: gpu\n")
+    with pytest.raises(ParamsError, match="compute.device: expected one of 'auto', 'cpu', 'cuda'"):
+        load_compute(path)
+
+
+def test_resolve_device(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert resolve_device(ComputeParams(device="cpu")) == torch.device("cpu")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert resolve_device(ComputeParams(device="auto")) == torch.device("cpu")
+    with pytest.raises(ParamsError, match="compute.device: cuda, but torch sees no CUDA GPU"):
+        resolve_device(ComputeParams(device="cuda"))
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
+    assert resolve_device(ComputeParams(device="auto")) == torch.device("cuda", 0)
+    assert resolve_device(ComputeParams(device="cpu")) == torch.device("cpu")
+
+
+def test_autocast_and_pinned_memory_only_on_cuda(monkeypatch: pytest.MonkeyPatch) -> None:
+    cpu, cuda = torch.device("cpu"), torch.device("cuda", 0)
+    assert autocast_dtype(ComputeParams(autocast="bf16"), cpu) is None and not pin_memory(cpu)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: True)
+    assert autocast_dtype(ComputeParams(autocast="bf16"), cuda) == torch.bfloat16 and pin_memory(cuda)
+    assert autocast_dtype(ComputeParams(autocast="fp16"), cuda) == torch.float16
+    assert autocast_dtype(ComputeParams(autocast="off"), cuda) is None
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: False)  # e.g. a V100
+    assert autocast_dtype(ComputeParams(autocast="bf16"), cuda) == torch.float16
+
+
+@pytest.mark.parametrize(("error", "where"), [(MemoryError(), "RAM"),
+                                              (RuntimeError("DefaultCPUAllocator: can't allocate memory: 8 GB"), "RAM"),
+                                              (torch.OutOfMemoryError("CUDA out of memory. Tried to allocate"), "GPU")])
+def test_out_of_memory_is_one_line(error: BaseException, where: str) -> None:
+    with pytest.raises(DvsaError) as caught, out_of_memory_hint("regions", "lower regions.batch_size (now 32)"):
+        raise error
+    assert str(caught.value) == f"regions: out of memory ({where}); lower regions.batch_size (now 32)"
+    with pytest.raises(ValueError), out_of_memory_hint("regions", "-"):
+        raise ValueError("not about memory")
+
+
+def test_regions_stage_out_of_memory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                     capsys: pytest.CaptureFixture[str]) -> None:
+    from tests.regions.test_resume import toy_project
+
+    root = toy_project(tmp_path, 6, shard_size=2, batch_size=2)
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    params["compute"]["workers"] = 0
+    (root / "params.yaml").write_text(yaml.safe_dump(params))
+    monkeypatch.chdir(root)
+    calls = []
+
+    def fails_on_the_second_batch(*args: object, **kwargs: object) -> object:
+        calls.append(1)
+        if len(calls) == 2:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return extract_prepared(*args, **kwargs)
+
+    import dvsa.regions.extract as extract
+
+    extract_prepared = extract.extract_prepared
+    monkeypatch.setattr(extract, "extract_prepared", fails_on_the_second_batch)
+    main = runpy.run_path(str(REPO / "stages/regions.py"), run_name="stage")["main"]
+    with pytest.raises(SystemExit) as code:
+        run_stage(main)
+    err = capsys.readouterr().err
+    assert code.value.code == 1 and "Traceback" not in err
+    assert err.strip().splitlines()[-1] == ("error: regions: out of memory (GPU); lower regions.batch_size (now 2); "
+                                            "the finished shards in data/regions.work/ are reused by a rerun with the "
+                                            "same params")
+    assert json.loads((root / "data/regions.work/manifest.json").read_text())["n_images"] == 6
+    assert [p.name for p in (root / "data/regions.work").glob("shard-*")] == ["shard-000000.h5"]

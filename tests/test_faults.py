@@ -201,7 +201,7 @@ def test_captioner_resumes_exactly_from_the_save_a_kill_leaves(tmp_path: Path) -
 
     with pytest.raises(Killed):
         run_captioner(toy, tmp_path / "killed", params, on_iteration=die)
-    assert load_checkpoint(tmp_path / "killed" / "captioner.resume.pt")["iteration"] == 10
+    assert load_checkpoint(tmp_path / "killed" / "captioner.resume.pt")["state"]["iteration"] == 10
     assert run_captioner(toy, tmp_path / "killed", params)["resumed"]
     a, b = (load_checkpoint(tmp_path / d / "captioner.pt") for d in ("whole", "killed"))
     assert a["history"] == b["history"]
@@ -421,7 +421,7 @@ def test_without_java_meteor_is_unavailable_with_one_warning(project: Path, work
     assert code == 0, err
     warnings = [line for line in err.splitlines() if "java" in line]
     assert warnings == ["warning: java not found: METEOR unavailable, simple tokenizer instead of PTB"], err
-    metrics = json.loads((project / "metrics/captioning.json").read_text())
+    metrics = json.loads((project / "metrics/details/captioning.json").read_text())
     assert metrics["model"]["METEOR"] == "unavailable" and metrics["unavailable"]["METEOR"] == "java not found"
     assert isinstance(metrics["model"]["CIDEr"], float)
 

@@ -33,7 +33,6 @@ def evaluation(n: int) -> CaptionEvaluation:
         image_ids=list(range(100, 100 + n)),
         captions=[EVIL if i == 0 else f"generated caption {i}" for i in range(n)],
         baseline=[f"baseline caption {i}" for i in range(n)],
-        neighbours=np.zeros(n, dtype=np.int64),
         references=[[f"reference {i}.{j}" for j in range(5)] for i in range(n)],
         metrics={
             "split": "test",

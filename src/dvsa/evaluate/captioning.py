@@ -16,7 +16,7 @@ from dvsa.data.labels import Labels
 from dvsa.data.rows import check_rows
 from dvsa.data.vocab import decode, tokenize
 from dvsa.errors import InputError
-from dvsa.evaluate.baselines import consensus_caption, nearest_neighbours
+from dvsa.evaluate.baselines import nearest_neighbour_captions
 from dvsa.evaluate.coco import METRICS, score_systems
 from dvsa.evaluate.config import EvaluateCaptioningParams
 from dvsa.evaluate.truth import Judgement, TruthMeter
@@ -29,7 +29,6 @@ class CaptionEvaluation:
     image_ids: list[Any]  # vocab.json image ids of `rows`
     captions: list[str]  # the model's
     baseline: list[str]  # the nearest-neighbour baseline's
-    neighbours: np.ndarray  # (N,) the training row each baseline caption comes from
     references: list[list[str]]  # raw reference sentences
     metrics: dict[str, Any]
     attention: np.ndarray | None = None  # (N, T, R) attention of the step that emitted each word of `captions`
@@ -83,14 +82,7 @@ def evaluate_captions(
         progress=progress,
     )
     captions = [decode(s, labels.ix_to_word) for s in decoded.seqs]
-    train_rows = labels.split_indices("train")
-    if len(train_rows) == 0:
-        raise InputError("labels: no images in the train split for the nearest-neighbour baseline")
-    neighbours = nearest_neighbours(store, rows, train_rows)
-    baseline = []
-    for j in neighbours:
-        raws = [x["raw"] for x in dataset["images"][int(j)]["sentences"]]
-        baseline.append(raws[consensus_caption(raws)])
+    baseline = nearest_neighbour_captions(labels, store, dataset, rows)
     keys = [int(i) for i in rows]
     scored = score_systems(
         {k: refs for k, refs in zip(keys, references)},
@@ -133,7 +125,6 @@ def evaluate_captions(
         image_ids=[labels.images[int(i)]["id"] for i in rows],
         captions=captions,
         baseline=baseline,
-        neighbours=neighbours,
         references=references,
         metrics=metrics,
         attention=decoded.attention,

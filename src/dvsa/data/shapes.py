@@ -17,6 +17,7 @@ from tqdm import tqdm
 
 from dvsa.data.config import ShapesParams
 from dvsa.data.shapes_grammar import captions
+from dvsa.data.shapes_references import DESCRIPTIONS_KEY, REFERENCE_SPLITS, region_descriptions
 from dvsa.data.shapes_render import BACKGROUNDS, render
 from dvsa.data.shapes_scene import ShapeObject, sample_scene
 from dvsa.data.vocab import tokenize
@@ -45,8 +46,9 @@ def make_scene(seed: int, index: int, params: ShapesParams) -> Scene:
 def generate(out_dir: Path, params: ShapesParams, seed: int) -> dict:
     """Write out_dir/images/NNNNNN.png and return the Karpathy-format dataset dict (train, val, test).
 
-    Each image entry also carries its true "objects" (box, label, colour, shape, size) and its
-    "background" kind: ground truth for detector training and evaluation only.
+    Each image entry also carries its true "objects" (box, label, colour, shape, size; in val and test
+    images also their region references, "descriptions") and its "background" kind: ground truth for
+    detector training and evaluation only.
     """
     if params.min_objects > params.max_objects:
         raise ParamsError(
@@ -74,7 +76,20 @@ def generate(out_dir: Path, params: ShapesParams, seed: int) -> dict:
                 {"tokens": tokenize(raw), "raw": raw, "imgid": imgid, "sentid": k}
                 for k, raw in zip(sentids, scene.captions)
             ],
-            "objects": [o.to_json() for o in scene.objects],
+            "objects": _objects_json(scene.objects, split, seed, imgid),
             "background": scene.background,
         })
     return {"dataset": "shapes", "images": images}
+
+
+REFERENCES_STREAM = 1  # the region references' own random stream: the scenes and captions stay as they were
+
+
+def _objects_json(objects: list[ShapeObject], split: str, seed: int, index: int) -> list[dict]:
+    """The objects of image `index`; in val and test images each with its region references (§4.3)."""
+    out = [o.to_json() for o in objects]
+    if split in REFERENCE_SPLITS:
+        r = random.Random(int(np.random.default_rng([seed % 2**64, index, REFERENCES_STREAM]).integers(2**63)))
+        for o, js in zip(objects, out):
+            js[DESCRIPTIONS_KEY] = region_descriptions(o, r)
+    return out

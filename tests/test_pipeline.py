@@ -138,7 +138,8 @@ def test_a_forced_rerun_changes_no_tracked_file(project: Path) -> None:
     git = ["git", "-c", "user.name=dvsa-test", "-c", "user.email=test@dvsa.invalid"]
     subprocess.run([*git, "add", "-A"], cwd=project, check=True)
     subprocess.run([*git, "commit", "-qm", "outputs"], cwd=project, check=True)
-    dvc(project, "repro", "-f", "-s", "preprocess", "regions", "train_alignment", "evaluate_alignment")
+    dvc(project, "repro", "-f", "-s", "preprocess", "regions", "train_alignment", "evaluate_alignment",
+        "train_captioner", "evaluate_captioner")
     status = subprocess.run(["git", "status", "--porcelain"], cwd=project, capture_output=True, text=True, check=True)
     assert status.stdout == ""
     assert out_of_date(project) == set()

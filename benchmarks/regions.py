@@ -43,6 +43,8 @@ CONFIGS: dict[str, tuple[str, str | None, dict[str, int]]] = {
     "vgg16-detector800": ("vgg16", "fasterrcnn_resnet50_fpn", {"n_proposals": 1000}),
     "vgg16-mobilenet": ("vgg16", "fasterrcnn_mobilenet_v3_large_fpn",
                         {"n_proposals": 300, "min_size": 600, "max_size": 1000}),
+    "alexnet-mobilenet": ("alexnet", "fasterrcnn_mobilenet_v3_large_fpn",
+                          {"n_proposals": 300, "min_size": 600, "max_size": 1000}),
 }
 
 
@@ -183,8 +185,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     ap.add_argument("--workers", type=int, default=2, help="DataLoader processes decoding images")
     ap.add_argument("--batch-size", type=int, default=32)
-    ap.add_argument("--configs", nargs="*", default=["shapes", "alexnet", "vgg16", "vgg16-detector800",
-                                                     "vgg16-mobilenet"], choices=list(CONFIGS))
+    ap.add_argument("--configs", nargs="*", default=list(CONFIGS), choices=list(CONFIGS))
     ap.add_argument("--baseline-src", help="src/ folder of an older dvsa to time the same way (vgg16 + resnet50)")
     ap.add_argument("--child", nargs=5, help=argparse.SUPPRESS)
     ap.add_argument("--baseline-child", help=argparse.SUPPRESS)

@@ -4,6 +4,8 @@ R-CNN, from small weight files the test writes into $TORCH_HOME, on the tiny sha
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import h5py
@@ -12,7 +14,7 @@ import torch
 import yaml
 
 from dvsa.regions.pretrained import DETECTORS, ENCODERS
-from tests.project import TINY, copy_project, dvc, merge
+from tests.project import TINY, copy_project, dvc, merge, project_env
 from tests.regions.test_pretrained import DETECTOR, small_state_dict
 
 pytestmark = pytest.mark.slow
@@ -52,11 +54,6 @@ def test_dvc_repro_with_alexnet_references_the_weights(tmp_path: Path, monkeypat
 
 
 def dvc_fails(root: Path, *args: str) -> str:
-    import subprocess
-    import sys
-
-    from tests.project import project_env
-
     result = subprocess.run([sys.executable, "-m", "dvc", *args], cwd=root, env=project_env(root), capture_output=True,
                             text=True, timeout=600)
     assert result.returncode != 0

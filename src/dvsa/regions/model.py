@@ -35,7 +35,7 @@ def to_uint8(image: Image.Image, width: int, height: int) -> torch.Tensor:
     if image.size != (width, height):
         image = image.resize((width, height), Image.Resampling.BILINEAR)
     pixels = np.array(image.convert("RGB"), dtype=np.uint8)  # (H, W, 3)
-    return torch.from_numpy(pixels).permute(2, 0, 1)
+    return torch.from_numpy(pixels).permute(2, 0, 1).contiguous()
 
 
 def to_float(pixels: torch.Tensor) -> torch.Tensor:

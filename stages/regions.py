@@ -55,7 +55,8 @@ def main() -> None:
         "versions": [torch.__version__, torchvision.__version__, sys.version],
     })
     hint = (f"lower regions.batch_size (now {params.batch_size})"
-            + (f" or regions.pretrained.max_size (now {params.pretrained.max_size})" if params.backbone != "shapes" else "")
+            + (f" or regions.{params.backbone}.max_size (now {params.pretrained.max_size})"
+               if params.backbone != "shapes" else "")
             + f"; the finished shards in {WORK}/ are reused by a rerun with the same params")
     with out_of_memory_hint("regions", hint):
         result = write_regions(model, records, OUT, params.detect, params.batch_size, params.feats_dtype, work_dir=WORK,

@@ -90,7 +90,7 @@ KILLS = [
          _some("data/.dataset.*.tmp/images/*.png", 20), restore_tiny=True),
     Kill("region_cnn", [{"regions": {"shapes": {"train": {"epochs": 3}}}}, {"regions": {"shapes": {"train": {"epochs": 12}}}}],
          _some("logs/region_cnn/metrics.json")),  # written after the first epoch
-    Kill("regions", [{"regions": {"batch_size": 4}}, {"regions": {"batch_size": 1}}],
+    Kill("regions", [{"regions": {"batch_size": 4, "shard_size": 8}}, {"regions": {"batch_size": 1, "shard_size": 4}}],
          _some("data/regions.work/shard-*.h5")),  # a shard is finished (the rerun resumes from it)
     Kill("train_alignment", [{"alignment": {"epochs": 8}}, {"alignment": {"epochs": 32}}],
          _some("models/alignment_resume.pt")),  # saved after the first epoch
@@ -296,7 +296,7 @@ def test_missing_pretrained_weights_is_one_line(workdir: Path, capsys: pytest.Ca
     (workdir / "params.yaml").write_text("regions:\n  backbone: vgg16\n")
     folder = workdir / "empty_torch_home" / "hub" / "checkpoints"
     line = assert_one_error(*call_stage("region_cnn", capsys), "vgg16-397923af.pth not found", f"{folder}/")
-    assert "regions.pretrained.encoder_weights" in line  # and how to fix it
+    assert "regions.vgg16.encoder_weights" in line  # and how to fix it
     assert files_under(workdir) == {workdir / "params.yaml"}
 
 

@@ -21,7 +21,7 @@ pytestmark = pytest.mark.slow
 
 PRETRAINED = merge(TINY, {"dataset": {"shapes": {"n_train": 40, "n_val": 10, "n_test": 10}},
                           "regions": {"backbone": "alexnet",
-                                      "pretrained": {"detector": DETECTOR, "min_size": 96, "max_size": 160},
+                                      "alexnet": {"detector": DETECTOR, "min_size": 96, "max_size": 160},
                                       "detect": {"n_proposals": 32, "min_size": 96, "max_size": 160},
                                       "shard_size": 32},
                           "compute": {"device": "cpu", "workers": 1}})

@@ -72,16 +72,17 @@ def hub_checkpoints() -> Path:
 
 
 def weights_path(arch: Arch, override: str, param: str) -> Path:
-    """The weights file of `arch`: `override` when set, else the hub cache; missing -> WeightsError."""
+    """The weights file of `arch`: `override` when set, else the hub cache; missing -> WeightsError naming
+    regions.`param` (e.g. ``vgg16.encoder_weights``)."""
     if override:
         path = Path(override)
         if not path.is_file():
-            raise WeightsError(f"{path}: weights file not found (set by regions.pretrained.{param} in params.yaml)")
+            raise WeightsError(f"{path}: weights file not found (set by regions.{param} in params.yaml)")
         return path
     path = hub_checkpoints() / arch.filename
     if not path.is_file():
         raise WeightsError(f"{arch.filename} not found: put torchvision's file ({DOWNLOADS}/{arch.filename}) in "
-                           f"{path.parent}/ or set regions.pretrained.{param} in params.yaml to its path")
+                           f"{path.parent}/ or set regions.{param} in params.yaml to its path")
     return path
 
 
@@ -132,7 +133,7 @@ def reference(path: Path) -> dict[str, str]:
 def check_reference(ref: dict[str, str], arch: Arch, param: str, where: str) -> Path:
     """The file `ref` names, if it is still there with the same sha256; else a one-line WeightsError."""
     path = Path(ref["path"])
-    fix = f"or set regions.pretrained.{param} and rerun `dvc repro -f region_cnn`"
+    fix = f"or set regions.{param} and rerun `dvc repro -f region_cnn`"
     if not path.is_file():
         raise WeightsError(f"{path}: weights file not found ({where} was assembled from it, sha256 "
                            f"{ref['sha256'][:16]}...); put torchvision's {arch.filename} there {fix}")
@@ -165,8 +166,8 @@ class PretrainedRegionCNN(RegionCNN):
     @classmethod
     def assemble(cls, backbone: str, pretrained: PretrainedParams) -> PretrainedRegionCNN:
         """Build from the pretrained weight files (see :func:`weights_path`), recording their references."""
-        enc_path = weights_path(ENCODERS[backbone], pretrained.encoder_weights, "encoder_weights")
-        det_path = weights_path(DETECTORS[pretrained.detector], pretrained.detector_weights, "detector_weights")
+        enc_path = weights_path(ENCODERS[backbone], pretrained.encoder_weights, f"{backbone}.encoder_weights")
+        det_path = weights_path(DETECTORS[pretrained.detector], pretrained.detector_weights, f"{backbone}.detector_weights")
         refs = {"encoder": reference(enc_path), "detector": reference(det_path)}
         return cls.load(backbone, pretrained, {"encoder": enc_path, "detector": det_path}, refs)
 
@@ -174,8 +175,9 @@ class PretrainedRegionCNN(RegionCNN):
     def from_references(cls, backbone: str, pretrained: PretrainedParams, refs: dict[str, dict[str, str]],
                         where: str) -> PretrainedRegionCNN:
         """Rebuild from the files a checkpoint references, after checking that each is unchanged."""
-        paths = {"encoder": check_reference(refs["encoder"], ENCODERS[backbone], "encoder_weights", where),
-                 "detector": check_reference(refs["detector"], DETECTORS[pretrained.detector], "detector_weights", where)}
+        paths = {"encoder": check_reference(refs["encoder"], ENCODERS[backbone], f"{backbone}.encoder_weights", where),
+                 "detector": check_reference(refs["detector"], DETECTORS[pretrained.detector],
+                                             f"{backbone}.detector_weights", where)}
         return cls.load(backbone, pretrained, paths, refs)
 
     @classmethod

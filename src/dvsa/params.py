@@ -31,7 +31,9 @@ SECTIONS: dict[str, frozenset[str]] = {
     "regions": frozenset(),
     "alignment": frozenset(),
     "captioner": frozenset(),
-    "evaluate": frozenset({"alignment", "captioning"}),
+    "region_snippets": frozenset(),
+    "region_captioner": frozenset(),
+    "evaluate": frozenset({"alignment", "captioning", "region_captioning"}),
     "compute": frozenset(),
 }
 

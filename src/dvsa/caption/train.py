@@ -238,6 +238,7 @@ def train_captioner(
     image_paths: list[Path] | None = None,
     on_iteration: Callable[[int], None] | None = None,
     progress: bool = True,
+    features: FeatureSource | None = None,
 ) -> dict[str, Any]:
     """Train, write the best-val-CIDEr checkpoint to `model_path`; return its summary.
 
@@ -245,23 +246,28 @@ def train_captioner(
     which is finetuned from ``finetune_cnn_after`` on; without, the cached features of regions.h5 are used.
     A resume file is used when it was made with the same params and the same labels and regions (by content)
     and `inputs` (a fingerprint of any other input, e.g. the region CNN's file). `on_iteration(i)` is called
-    after iteration i (1-based) completes.
+    after iteration i (1-based) completes. `features` (a feature source with a ``dim``, e.g. one region per
+    row for the region captioner of §4.3) replaces all the regions of `store`: row i of `labels` is then row
+    i of `features`, not of regions.h5.
     """
     resume_path, log_dir = Path(resume_path), Path(log_dir)
     val_rows = labels.split_indices("val")[: params.val_images]
     if len(val_rows) == 0:
         raise InputError("labels: no images in the val split")
-    check_rows(labels, store, str(store.path))
+    if features is None:
+        check_rows(labels, store, str(store.path))
     if params.threads:
         torch.set_num_threads(params.threads)
     torch.manual_seed(params.seed)
-    cached = CachedFeatures(store, params.region_geometry)
+    cached = features if features is not None else CachedFeatures(store, params.region_geometry)
     protos = make_protos(params, labels.vocab_size, cached.dim, cnn)
     model = protos.lm
     if params.feat_norm == "standardize":
         model.feat_norm.set(*feature_stats(cached, labels.split_indices("train"), whole=params.image == "whole"))
     source: FeatureSource = cached
     if cnn is not None:
+        if features is not None:
+            raise InputError("train_captioner: finetuning the CNN reads all the regions of regions.h5, not `features`")
         if image_paths is None or len(image_paths) != len(store):
             raise InputError("train_captioner: finetuning the CNN needs one image path per row of regions.h5")
         source = PixelFeatures(

@@ -125,10 +125,11 @@ def marked(caption: str, judgement: Judgement | None) -> str:
 
 
 def _figure_link(path: str | None, cls: str, alt: str) -> str:
+    """A labelled, linked figure (the label is `alt`)."""
     if not path:
         return ""
     src = html.escape(quote(path))
-    return f'<a href="{src}"><img class="{cls}" src="{src}" alt="{html.escape(alt)}"></a>'
+    return f'<p class="legend">{html.escape(alt)}:</p><a href="{src}"><img class="{cls}" src="{src}" alt="{html.escape(alt)}"></a>'
 
 
 def _card(
@@ -145,8 +146,8 @@ def _card(
         f'<figcaption><p class="generated">{marked(ev.captions[k], truth)}{verdict}</p>'
         f'<p class="baseline">nearest neighbour: {marked(ev.baseline[k], baseline_truth)}</p>'
         f'<ol class="refs">{refs}</ol></figcaption>'
-        f'{_figure_link(attended, "alignment", "regions the words attended to")}'
-        f'{_figure_link(figure, "alignment", "alignment snippets")}</figure>'
+        f'{_figure_link(attended, "alignment", "where the generated words looked (attention)")}'
+        f'{_figure_link(figure, "alignment", "alignment of a reference sentence (evaluate_alignment)")}</figure>'
     )
 
 

@@ -34,7 +34,7 @@ from dvsa.regiondesc.dataset import read_index
 from dvsa.regiondesc.evaluation import SYSTEMS, describe, nearest_snippets, score_table, truth_table
 from dvsa.regiondesc.features import ImageSource, OneRegion
 from dvsa.regiondesc.figure import figure_name, region_figure
-from dvsa.regiondesc.references import RegionItem, has_references, test_regions
+from dvsa.regiondesc.references import RegionItem, has_references, regions_to_describe
 from dvsa.regions.data import image_records
 from dvsa.regions.store import RegionStore
 from dvsa.stage import run_stage
@@ -69,7 +69,7 @@ def main() -> None:
         if len(store) != len(images):
             raise InputError(f"{REGIONS}: {len(store)} images but {DATASET} has {len(images)} (rerun `dvc repro regions`)")
         rows = np.array([i for i, im in enumerate(images) if im["split"] == params.split], dtype=np.int64)
-        items = test_regions(images, store, rows[store.usable()[rows]], params.iou_threshold)
+        items = regions_to_describe(images, store, rows[store.usable()[rows]], params.iou_threshold)
         if not items:
             raise InputError(f"{REGIONS}: no detected region of the {params.split} split to describe")
         geometry = bool(region_ckpt["params"].get("region_geometry", False))

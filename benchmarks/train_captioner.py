@@ -75,8 +75,10 @@ def main() -> None:
     for image in ("regions", "whole"):
         rate, tokens = tokens_per_second(replace(p, image=image), a)
         figures[image] = rate
-        print(f"image: {image:8s} {rate:10,.0f} tokens/s ({tokens} tokens/step, {p.max_iters * tokens / rate:.0f} s "
-              f"for the default {p.max_iters} iterations)")
+        print(
+            f"image: {image:8s} {rate:10,.0f} tokens/s ({tokens} tokens/step, {p.max_iters * tokens / rate:.0f} s "
+            f"for the default {p.max_iters} iterations)"
+        )
     print(f"regions / whole: {figures['regions'] / figures['whole']:.2f}x")
 
 

@@ -27,8 +27,12 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("models")
     torch.manual_seed(0)
     net = NetParams(input_size=32, channels=[4, 4, 4, 4], fc6_dim=16, fc7_dim=24)
-    save_region_cnn(ShapesRegionCNN(net, ["red circle"]), RegionsParams(shapes=ShapesParams(net=net)), root / "region_cnn.pt")
-    captioner = Captioner(len(VOCAB), 24 + GEOMETRY_DIM, "regions", "lstm", rnn_size=8, input_encoding_size=8, att_size=8)
+    save_region_cnn(
+        ShapesRegionCNN(net, ["red circle"]), RegionsParams(shapes=ShapesParams(net=net)), root / "region_cnn.pt"
+    )
+    captioner = Captioner(
+        len(VOCAB), 24 + GEOMETRY_DIM, "regions", "lstm", rnn_size=8, input_encoding_size=8, att_size=8
+    )
     with torch.no_grad():
         captioner.logit.bias.copy_(torch.tensor([-5.0, 3.0, 2.0, 1.0, 0.0]))  # a few words before END
     save_checkpoint(
@@ -49,10 +53,21 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 def args(models: dict[str, Path], *images: str) -> list[str]:
-    return ["caption", *images, "--model", str(models["captioner"]), "--region-cnn", str(models["region_cnn"]), "--max-length", "5"]
+    return [
+        "caption",
+        *images,
+        "--model",
+        str(models["captioner"]),
+        "--region-cnn",
+        str(models["region_cnn"]),
+        "--max-length",
+        "5",
+    ]
 
 
-def test_captions_png_and_jpeg_and_reports_a_bad_file(models: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
+def test_captions_png_and_jpeg_and_reports_a_bad_file(
+    models: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
     r = models["root"]
     code = main(args(models, str(r / "odd.png"), str(r / "broken.jpg"), str(r / "gray.jpg"), str(r / "missing.png")))
     out, err = capsys.readouterr()
@@ -84,7 +99,9 @@ def test_missing_model_is_one_line(models: dict[str, Path], capsys: pytest.Captu
 def test_console_script(models: dict[str, Path]) -> None:
     exe = shutil.which("dvsa", path=str(Path(sys.executable).parent))
     r = models["root"]
-    result = subprocess.run([exe, *args(models, str(r / "gray.jpg"), str(r / "broken.jpg"))], capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [exe, *args(models, str(r / "gray.jpg"), str(r / "broken.jpg"))], capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 1
     assert result.stdout.startswith(str(r / "gray.jpg") + "\t")
     assert result.stderr.count("\n") == 1 and "broken.jpg" in result.stderr
@@ -92,20 +109,27 @@ def test_console_script(models: dict[str, Path]) -> None:
 
 @pytest.mark.parametrize(
     "content,message",
-    [(b"", "empty file, not a checkpoint"), (b"hello\n", "not a torch checkpoint (torch.load: "),
-     (bytes(range(256)) * 4, "not a torch checkpoint (torch.load: ")],
+    [
+        (b"", "empty file, not a checkpoint"),
+        (b"hello\n", "not a torch checkpoint (torch.load: "),
+        (bytes(range(256)) * 4, "not a torch checkpoint (torch.load: "),
+    ],
 )
 def test_a_model_that_is_not_a_checkpoint_is_one_line(
     models: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str], content: bytes, message: str
 ) -> None:
     bad = tmp_path / "model.pt"
     bad.write_bytes(content)
-    code = main(["caption", str(models["root"] / "odd.png"), "--model", str(bad), "--region-cnn", str(models["region_cnn"])])
+    code = main(
+        ["caption", str(models["root"] / "odd.png"), "--model", str(bad), "--region-cnn", str(models["region_cnn"])]
+    )
     err = capsys.readouterr().err
     assert code == 1 and err.count("\n") == 1 and f"{bad}: {message}" in err
 
 
-def test_a_region_cnn_as_the_model_is_named_as_such(models: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_region_cnn_as_the_model_is_named_as_such(
+    models: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
     code = main(["caption", str(models["root"] / "odd.png"), "--model", str(models["region_cnn"])])
     err = capsys.readouterr().err
     assert code == 1 and err.count("\n") == 1 and "not a captioner checkpoint" in err

@@ -14,7 +14,9 @@ MODES = [("regions", "lstm"), ("whole", "lstm"), ("whole", "rnn")]
 
 def model(vocab: int = 7, image: str = "regions", rnn_type: str = "lstm", seed: int = 0) -> Captioner:
     torch.manual_seed(seed)
-    m = Captioner(vocab, D, image, rnn_type, rnn_size=16, num_layers=1, input_encoding_size=8, att_size=8, drop_prob_lm=0.0)
+    m = Captioner(
+        vocab, D, image, rnn_type, rnn_size=16, num_layers=1, input_encoding_size=8, att_size=8, drop_prob_lm=0.0
+    )
     with torch.no_grad():  # sharper distributions so that captions are not all END at once
         m.logit.weight.mul_(4.0)
     return m.eval()
@@ -124,6 +126,8 @@ def test_decode_batch_dispatch() -> None:
     m = model()
     feats, mask = images(3)
     assert torch.equal(decode_batch(m, feats, mask, "greedy", 5).seqs, greedy(m, feats, mask, 5).seqs)
-    assert torch.equal(decode_batch(m, feats, mask, "beam", 5, beam_size=2).seqs, beam_search(m, feats, mask, 2, 5)[0].seqs)
+    assert torch.equal(
+        decode_batch(m, feats, mask, "beam", 5, beam_size=2).seqs, beam_search(m, feats, mask, 2, 5)[0].seqs
+    )
     with pytest.raises(ValueError, match="unknown decoding method"):
         decode_batch(m, feats, mask, "magic", 5)

@@ -11,7 +11,7 @@ import torch
 from dvsa.caption.checkpoint import load_captioner, load_checkpoint
 from dvsa.caption.cnn import CaptionCNN
 from dvsa.caption.config import CaptionerParams
-from dvsa.caption.features import GEOMETRY_DIM, CachedFeatures, feature_stats
+from dvsa.caption.features import CachedFeatures, feature_stats
 from dvsa.caption.train import l2_and_clamp, learning_rate, make_protos, train_captioner, train_step
 from dvsa.data.labels import read_labels
 from dvsa.data.loader import iterate_batches
@@ -102,7 +102,9 @@ def test_interrupted_training_resumes_exactly(toy: dict[str, Path], tmp_path: Pa
         assert torch.equal(a["state_dict"][k], b["state_dict"][k]), k
 
 
-def test_resume_file_from_other_params_is_ignored(toy: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_resume_file_from_other_params_is_ignored(
+    toy: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     def interrupt(iteration: int) -> None:
         if iteration == 5:
             signal.raise_signal(signal.SIGINT)
@@ -133,7 +135,9 @@ def test_feature_stats_are_the_train_mean_and_var(toy: dict[str, Path]) -> None:
 
 
 @pytest.mark.parametrize("feat_norm", ["standardize", "none"])
-def test_the_checkpoint_carries_the_feature_standardisation(toy: dict[str, Path], tmp_path: Path, feat_norm: str) -> None:
+def test_the_checkpoint_carries_the_feature_standardisation(
+    toy: dict[str, Path], tmp_path: Path, feat_norm: str
+) -> None:
     run(toy, tmp_path, replace(TINY, max_iters=2, val_every=2, feat_norm=feat_norm))
     model, _, _ = load_captioner(tmp_path / "captioner.pt")
     assert bool((model.feat_norm.mean != 0).any()) == (feat_norm == "standardize")
@@ -165,7 +169,9 @@ def test_the_decayed_learning_rate_is_the_one_applied(toy: dict[str, Path]) -> N
     _, _, protos = one_step(toy, p, iteration=20)
     assert protos.lm_optim.param_groups[0]["lr"] == pytest.approx(1e-2 * 2**-2)
     plain = one_step(toy, replace(GUARD, learning_rate=1e-3), iteration=0)
-    decayed = one_step(toy, replace(GUARD, learning_rate=1e-3, learning_rate_decay_start=0, learning_rate_decay_every=1), 3)
+    decayed = one_step(
+        toy, replace(GUARD, learning_rate=1e-3, learning_rate_decay_start=0, learning_rate_decay_every=1), 3
+    )
     step_plain = torch.cat([(a - b).flatten() for a, b in zip(plain[1], plain[0])])
     step_decayed = torch.cat([(a - b).flatten() for a, b in zip(decayed[1], decayed[0])])
     assert torch.allclose(step_decayed, step_plain / 8, rtol=1e-3, atol=2e-7)  # 2^-(3 - 0) / 1; float32 rounding
@@ -209,7 +215,9 @@ def tiny_cnn() -> CaptionCNN:
 
 def test_the_cnn_is_fixed_before_finetune_cnn_after_and_moves_after(toy48: dict[str, Path], tmp_path: Path) -> None:
     cnn = tiny_cnn()
-    frozen_parts = {k: v.clone() for k, v in cnn.net.state_dict().items() if not k.startswith(("trunk.", "head.fc6", "head.fc7"))}
+    frozen_parts = {
+        k: v.clone() for k, v in cnn.net.state_dict().items() if not k.startswith(("trunk.", "head.fc6", "head.fc7"))
+    }
     bn_stats = {k: v.clone() for k, v in cnn.net.state_dict().items() if "running_" in k}
     tuned = [p.detach().clone() for p in cnn.finetuned_parameters()]
     seen: dict[int, list[torch.Tensor]] = {}

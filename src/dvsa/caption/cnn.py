@@ -20,8 +20,8 @@ from torch import Tensor, nn
 
 from dvsa.caption.features import GEOMETRY_DIM, CachedFeatures, with_geometry
 from dvsa.data.images import load_rgb
-from dvsa.regions.checkpoint import load_region_cnn
 from dvsa.regions.boxes import scale_boxes
+from dvsa.regions.checkpoint import load_region_cnn
 from dvsa.regions.model import RegionCNN
 from dvsa.regions.store import RegionStore
 
@@ -55,7 +55,9 @@ class CaptionCNN(nn.Module):
     def load_encoder_state_dict(self, state: dict[str, Tensor]) -> None:
         for name in ENCODER_MODULES[self.net.kind]:
             prefix = f"{name}."
-            self.net.get_submodule(name).load_state_dict({k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)})
+            self.net.get_submodule(name).load_state_dict(
+                {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
+            )
 
     def train(self, mode: bool = True) -> CaptionCNN:
         super().train(mode)
@@ -75,7 +77,9 @@ class CaptionCNN(nn.Module):
         return self.net.encode(fmaps, rois)
 
 
-def augment(image: Image.Image, boxes: np.ndarray, rng: np.random.Generator, crop: float, brightness: float) -> tuple[Image.Image, np.ndarray]:
+def augment(
+    image: Image.Image, boxes: np.ndarray, rng: np.random.Generator, crop: float, brightness: float
+) -> tuple[Image.Image, np.ndarray]:
     """A random crop keeping at least (1 - crop) of each side, and brightness x U(1 - brightness, 1 +
     brightness). boxes (n, 4) xyxy are moved into the crop and clipped to it (at least 1 pixel wide)."""
     w, h = image.size

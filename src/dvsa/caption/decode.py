@@ -46,7 +46,12 @@ def sample(
 
 
 def _sample(
-    model: Captioner, feats: Tensor, mask: Tensor, max_length: int, temperature: float, generator: torch.Generator | None
+    model: Captioner,
+    feats: Tensor,
+    mask: Tensor,
+    max_length: int,
+    temperature: float,
+    generator: torch.Generator | None,
 ) -> Decoded:
     b, r = feats.shape[:2]
     seq = feats.new_zeros(b, max_length, dtype=torch.long)  # (B, T)
@@ -71,7 +76,9 @@ def _sample(
 
 
 @torch.no_grad()
-def beam_search(model: Captioner, feats: Tensor, mask: Tensor, beam_size: int, max_length: int) -> tuple[Decoded, Tensor]:
+def beam_search(
+    model: Captioner, feats: Tensor, mask: Tensor, beam_size: int, max_length: int
+) -> tuple[Decoded, Tensor]:
     """Beam search over all images at once: the best of `beam_size` beams per image by total log p.
 
     feats (B, R, D), mask (B, R) -> the best sequences (B, max_length) with their attention, and their

@@ -17,7 +17,6 @@ from torch import Tensor
 
 from dvsa.regions.store import RegionStore
 
-
 GEOMETRY_DIM = 6
 
 

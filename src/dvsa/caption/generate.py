@@ -54,7 +54,9 @@ def caption_rows(
 
 
 @torch.no_grad()
-def perplexity(model: Captioner, source: FeatureSource, labels: Labels, rows: Sequence[int], batch_size: int = 50) -> float:
+def perplexity(
+    model: Captioner, source: FeatureSource, labels: Labels, rows: Sequence[int], batch_size: int = 50
+) -> float:
     """exp of the mean per-token negative log-likelihood (words and END) of every caption of `rows`."""
     model.eval()
     total, tokens = 0.0, 0
@@ -62,7 +64,9 @@ def perplexity(model: Captioner, source: FeatureSource, labels: Labels, rows: Se
     for s in range(0, len(rows), batch_size):
         chunk = rows[s : s + batch_size]
         feats, mask = source(chunk)  # (B, R, D), (B, R)
-        owner = torch.from_numpy(np.concatenate([np.full(len(labels.captions(int(i))), k) for k, i in enumerate(chunk)]))
+        owner = torch.from_numpy(
+            np.concatenate([np.full(len(labels.captions(int(i))), k) for k, i in enumerate(chunk)])
+        )
         caps = torch.from_numpy(np.concatenate([labels.captions(int(i)) for i in chunk]).astype(np.int64))  # (M, L)
         caps = caps[:, : max(int((caps > 0).sum(1).max()), 1)]
         logprobs = model(feats[owner], mask[owner], caps, seq_per_img=1)  # (M, L + 1, V + 1)

@@ -43,7 +43,8 @@ class DecodeState(NamedTuple):
         """The state of batch rows `index` (B',)."""
         rows = (self.regions, self.keys, self.mask, self.alpha, self.feed)
         return DecodeState(
-            tuple(s.index_select(1, index) for s in self.rnn), *(None if x is None else x.index_select(0, index) for x in rows)
+            tuple(s.index_select(1, index) for s in self.rnn),
+            *(None if x is None else x.index_select(0, index) for x in rows),
         )
 
 
@@ -183,7 +184,9 @@ class Captioner(nn.Module):
         words = self.embed(labels)  # (N, L, E)
         start = self.embed(labels.new_zeros(n, 1))  # (N, 1, E)
         if regions is not None and keys is not None:
-            state = self._initial_state(image, expand(regions, seq_per_img), expand(keys, seq_per_img), expand(mask, seq_per_img))
+            state = self._initial_state(
+                image, expand(regions, seq_per_img), expand(keys, seq_per_img), expand(mask, seq_per_img)
+            )
             outs, alphas = [], []
             for x in torch.cat([start, words], dim=1).unbind(1):  # START, w_1 .. w_L: (N, E) each
                 out, state = self._attend_step(x, state)
@@ -209,7 +212,9 @@ class Captioner(nn.Module):
 
     def _attend_step(self, x: Tensor, state: DecodeState) -> tuple[Tensor, DecodeState]:
         """One step of the attention LSTM: input [x; o_{t-1}] (N, E + H) -> o_t (N, H) and the new state."""
-        assert state.regions is not None and state.keys is not None and state.mask is not None and state.feed is not None
+        assert (
+            state.regions is not None and state.keys is not None and state.mask is not None and state.feed is not None
+        )
         inp = torch.cat([x, state.feed], dim=1)
         hs, cs = [], []
         for layer, cell in enumerate(self.cells):

@@ -24,7 +24,9 @@ def attention_runs(tokens: Sequence[str], attention: np.ndarray) -> list[tuple[s
     return [(" ".join(words), region) for words, region in runs]
 
 
-def attention_figure(image: Image.Image, boxes: np.ndarray, tokens: Sequence[str], attention: np.ndarray) -> Image.Image:
+def attention_figure(
+    image: Image.Image, boxes: np.ndarray, tokens: Sequence[str], attention: np.ndarray
+) -> Image.Image:
     """`image` with the regions the caption's words attended to; boxes (R, 4) xyxy in its pixels,
     attention (T, R) for the T tokens."""
     runs = attention_runs(tokens, attention)

@@ -34,10 +34,19 @@ SIZE_ADJECTIVES = {w: size for size, words in SIZE_WORDS.items() for w in words}
 BACKGROUND_ADJECTIVES = {w: kind for kind, words in BACKGROUND_WORDS.items() for w in words}
 COUNT_WORDS = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "zero": 0}
 RELATIONS: tuple[tuple[tuple[str, ...], str], ...] = (
-    (("to", "the", "left", "of"), "left"), (("on", "the", "left", "of"), "left"), (("left", "of"), "left"),
-    (("to", "the", "right", "of"), "right"), (("on", "the", "right", "of"), "right"), (("right", "of"), "right"),
-    (("above",), "above"), (("over",), "above"), (("below",), "below"), (("under",), "below"),
-    (("beneath",), "below"), (("bigger", "than"), "bigger"), (("larger", "than"), "bigger"),
+    (("to", "the", "left", "of"), "left"),
+    (("on", "the", "left", "of"), "left"),
+    (("left", "of"), "left"),
+    (("to", "the", "right", "of"), "right"),
+    (("on", "the", "right", "of"), "right"),
+    (("right", "of"), "right"),
+    (("above",), "above"),
+    (("over",), "above"),
+    (("below",), "below"),
+    (("under",), "below"),
+    (("beneath",), "below"),
+    (("bigger", "than"), "bigger"),
+    (("larger", "than"), "bigger"),
     (("smaller", "than"), "smaller"),
 )
 SPATIAL = ("left", "right", "above", "below")
@@ -53,7 +62,13 @@ class NounPhrase:
     span: tuple[int, int]  # token positions [start, end)
 
     def extension(self, objects: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-        return [o for o in objects if all(w is None or w == o[k] for k, w in (("shape", self.shape), ("color", self.color), ("size", self.size)))]
+        return [
+            o
+            for o in objects
+            if all(
+                w is None or w == o[k] for k, w in (("shape", self.shape), ("color", self.color), ("size", self.size))
+            )
+        ]
 
 
 @dataclass
@@ -94,7 +109,10 @@ class Judgement:
 def _holds(relation: str, a: dict[str, Any], b: dict[str, Any]) -> bool:
     (ax0, ay0, ax1, ay1), (bx0, by0, bx1, by1) = a["box"], b["box"]
     return {
-        "left": ax1 <= bx0, "right": bx1 <= ax0, "above": ay1 <= by0, "below": by1 <= ay0,
+        "left": ax1 <= bx0,
+        "right": bx1 <= ax0,
+        "above": ay1 <= by0,
+        "below": by1 <= ay0,
         "bigger": a["size"] == "large" and b["size"] == "small",
         "smaller": a["size"] == "small" and b["size"] == "large",
     }[relation]

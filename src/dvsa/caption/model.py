@@ -3,13 +3,14 @@
 Token indices: words are 1..V as in vocab.json; index 0 is START when fed to the network and END when
 predicted (the zero padding of labels.h5 then reads as END), so both tables have V + 1 rows.
 
-The image is the 20 regions of regions.h5 (region 0 = the whole image), x_i (B, R, D), with a mask of the
-real ones. Features are standardised with fixed statistics of the training features (``FeatureNorm``), then
+The image is the 20 regions of regions.h5 (region 0 = the whole image), x_i (B, R, D) (fc7, and the box
+geometry when ``region_geometry``), with a mask of the real ones. Features are standardised with the
+statistics of the training features (``FeatureNorm``; they follow the CNN while it is finetuned), then
 encoded v_i = ReLU(W_e x_i + b_e) (the paper's eq. (1) with a ReLU, as neuraltalk2's encoder).
 
 - ``image: whole`` (neuraltalk2, the paper's multimodal RNN): only region 0. The LSTM reads x_{-1} = v_0 at
   step 0, START at step 1, then the words; ``rnn_type: rnn`` is eq. (13) instead: h_t = f(W_hx x_t +
-  W_hh h_{t-1} + b_h + 1(t=1) ⊙ b_v) with b_v = W_hi CNN(I), f = ReLU. y_t = softmax(W_oh h_t + b_o).
+  W_hh h_{t-1} + b_h + 1(t=1) ⊙ b_v) with b_v = W_hi v_0, f = ReLU. y_t = softmax(W_oh h_t + b_o).
 - ``image: regions`` (default, LSTM only): the LSTM reads the mean of the real v_i at step 0 and, at every
   step t, attends over the real regions with its output h_t (spatial attention in the style of
   Show-Attend-Tell / Lu et al. 2017): z_ti = w_a . tanh(W_v v_i + W_h h_t), α_t = softmax_i(z_t) over the

@@ -8,8 +8,9 @@ import sys
 
 from dvsa.caption import command as caption_command
 from dvsa.errors import DvsaError
+from dvsa.regiondesc import command as describe_command
 
-COMMANDS = (caption_command,)
+COMMANDS = (caption_command, describe_command)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -3,8 +3,8 @@
 Each configuration runs in a fresh child process on photo-sized JPEGs that this script writes (500x375,
 640x480, 500x333, 375x500: the sizes of Flickr and COCO photos): first a timed pass through the stage's own
 code (`write_regions`: DataLoader workers decoding, shards, regions.h5), which gives images/s, the CPU time per
-image of the process (all its threads; on a machine shared with other jobs a steadier figure than the wall
-clock) and the peak RSS (VmHWM) of the process; then a sequential pass that splits one image's time into decoding + resizing,
+image of the process (all its threads, spinning ones included: under load it moves too) and the peak RSS
+(VmHWM) of the process; then a sequential pass that splits one image's time into decoding + resizing,
 detecting and encoding (trunk + RoIAlign + fc6/fc7). The networks are randomly initialised (torchvision's
 init): their speed does not depend on the weights (the detector's post-processing keeps a fixed number of
 proposals whatever their scores).
@@ -41,10 +41,16 @@ CONFIGS: dict[str, tuple[str, str | None, dict[str, int]]] = {
     "alexnet": ("alexnet", "fasterrcnn_resnet50_fpn", {"n_proposals": 300, "min_size": 600, "max_size": 1000}),
     "vgg16": ("vgg16", "fasterrcnn_resnet50_fpn", {"n_proposals": 300, "min_size": 600, "max_size": 1000}),
     "vgg16-detector800": ("vgg16", "fasterrcnn_resnet50_fpn", {"n_proposals": 1000}),
-    "vgg16-mobilenet": ("vgg16", "fasterrcnn_mobilenet_v3_large_fpn",
-                        {"n_proposals": 300, "min_size": 600, "max_size": 1000}),
-    "alexnet-mobilenet": ("alexnet", "fasterrcnn_mobilenet_v3_large_fpn",
-                          {"n_proposals": 300, "min_size": 600, "max_size": 1000}),
+    "vgg16-mobilenet": (
+        "vgg16",
+        "fasterrcnn_mobilenet_v3_large_fpn",
+        {"n_proposals": 300, "min_size": 600, "max_size": 1000},
+    ),
+    "alexnet-mobilenet": (
+        "alexnet",
+        "fasterrcnn_mobilenet_v3_large_fpn",
+        {"n_proposals": 300, "min_size": 600, "max_size": 1000},
+    ),
 }
 
 
@@ -87,8 +93,12 @@ def build(name: str, device: str):  # type: ignore[no-untyped-def]
     if detector is None:
         model = ShapesRegionCNN(RegionsParams().net, [f"class {k}" for k in range(49)])
     else:
-        model = PretrainedRegionCNN(backbone, PretrainedParams(detector=detector),  # type: ignore[arg-type]
-                                    ENCODERS[backbone].build(), DETECTORS[detector].build())
+        model = PretrainedRegionCNN(
+            backbone,
+            PretrainedParams(detector=detector),  # type: ignore[arg-type]
+            ENCODERS[backbone].build(),
+            DETECTORS[detector].build(),
+        )
     return model.to(device).eval(), replace(DetectParams(), **detect)
 
 
@@ -132,12 +142,21 @@ def child(name: str, folder: str, device_name: str, workers: int, batch_size: in
             t3 = time.perf_counter()
         split["decode"] += t1 - t0
         split["detect"] += t3 - t2
-        extract_prepared(model, prepared, replace(detect, proposals="oracle"), [np.array([[0, 0, 50, 50]] * 19, np.float32)],
-                         amp)  # trunk + 20 boxes encoded, no detector
+        extract_prepared(
+            model, prepared, replace(detect, proposals="oracle"), [np.array([[0, 0, 50, 50]] * 19, np.float32)], amp
+        )  # trunk + 20 boxes encoded, no detector
         sync(device)
         split["encode"] += time.perf_counter() - t3
-    print(json.dumps({"images_per_s": len(records) / seconds, "cpu_s_per_image": cpu / len(records),
-                      "peak_rss_mib": peak, **split}))
+    print(
+        json.dumps(
+            {
+                "images_per_s": len(records) / seconds,
+                "cpu_s_per_image": cpu / len(records),
+                "peak_rss_mib": peak,
+                **split,
+            }
+        )
+    )
 
 
 def baseline_child(folder: str) -> None:
@@ -151,16 +170,27 @@ def baseline_child(folder: str) -> None:
     from dvsa.regions.pretrained import DETECTORS, ENCODERS, PretrainedRegionCNN
 
     torch.manual_seed(0)
-    model = PretrainedRegionCNN("vgg16", PretrainedParams(), ENCODERS["vgg16"].build().eval(),
-                                DETECTORS["fasterrcnn_resnet50_fpn"].build().eval()).eval()
+    model = PretrainedRegionCNN(
+        "vgg16",
+        PretrainedParams(),
+        ENCODERS["vgg16"].build().eval(),
+        DETECTORS["fasterrcnn_resnet50_fpn"].build().eval(),
+    ).eval()
     paths = sorted(Path(folder).glob("*.jpg"))
     for p in paths[: len(SIZES)]:
         extract_regions(model, [load_rgb(p)])
     start, cpu = time.perf_counter(), time.process_time()
     for p in paths:
         extract_regions(model, [load_rgb(p)])
-    print(json.dumps({"images_per_s": len(paths) / (time.perf_counter() - start),
-                      "cpu_s_per_image": (time.process_time() - cpu) / len(paths), "peak_rss_mib": vm_hwm()}))
+    print(
+        json.dumps(
+            {
+                "images_per_s": len(paths) / (time.perf_counter() - start),
+                "cpu_s_per_image": (time.process_time() - cpu) / len(paths),
+                "peak_rss_mib": vm_hwm(),
+            }
+        )
+    )
 
 
 def sync(device) -> None:  # type: ignore[no-untyped-def]
@@ -202,25 +232,33 @@ def main() -> None:
         baseline_child(args.baseline_child)
         return
     threads = ["--threads", str(args.threads)] if args.threads else []
-    print(f"{args.images} photos ({', '.join(f'{w}x{h}' for w, h in SIZES)}), device {args.device}, "
-          f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}, workers {args.workers}, "
-          f"batch {args.batch_size}; random-init weights")
+    print(
+        f"{args.images} photos ({', '.join(f'{w}x{h}' for w, h in SIZES)}), device {args.device}, "
+        f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}, workers {args.workers}, "
+        f"batch {args.batch_size}; random-init weights"
+    )
     print("| configuration | images/s | CPU s/image | peak RSS (MiB) | decode | detect | encode |")
     print("|---|---|---|---|---|---|---|")
     with tempfile.TemporaryDirectory() as folder:
         write_photos(Path(folder), args.images)
         if args.baseline_src:
             r = run_child([*threads, "--baseline-child", folder], args.baseline_src)
-            print(f"| before (vgg16, detector at 800 px, 1000 proposals) | {r['images_per_s']:.3f} | "
-                  f"{r['cpu_s_per_image']:.2f} | {r['peak_rss_mib']:.0f} | | | |", flush=True)
+            print(
+                f"| before (vgg16, detector at 800 px, 1000 proposals) | {r['images_per_s']:.3f} | "
+                f"{r['cpu_s_per_image']:.2f} | {r['peak_rss_mib']:.0f} | | | |",
+                flush=True,
+            )
         for name in args.configs:
             r = run_child([*threads, "--child", name, folder, args.device, str(args.workers), str(args.batch_size)])
             total = r["decode"] + r["detect"] + r["encode"]
             backbone, detector, detect = CONFIGS[name]
             label = name if detector is None else f"{name} ({detector}, {detect})"
-            print(f"| {label} | {r['images_per_s']:.3f} | {r['cpu_s_per_image']:.2f} | {r['peak_rss_mib']:.0f} | "
-                  f"{r['decode'] / total:.0%} | "
-                  f"{r['detect'] / total:.0%} | {r['encode'] / total:.0%} |", flush=True)
+            print(
+                f"| {label} | {r['images_per_s']:.3f} | {r['cpu_s_per_image']:.2f} | {r['peak_rss_mib']:.0f} | "
+                f"{r['decode'] / total:.0%} | "
+                f"{r['detect'] / total:.0%} | {r['encode'] / total:.0%} |",
+                flush=True,
+            )
     print(f"load average after: {os.getloadavg()[0]:.2f}")
 
 

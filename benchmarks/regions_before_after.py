@@ -30,8 +30,10 @@ from dvsa.regions.pretrained import DETECTORS, ENCODERS, PretrainedRegionCNN
 sys.path.insert(0, str(Path(__file__).parent))
 from regions import write_photos  # noqa: E402
 
-NEW = {"after, detector at 600 px, 300 proposals": DetectParams(n_proposals=300, min_size=600, max_size=1000),
-       "after, detector at 800 px, 1000 proposals": DetectParams(n_proposals=1000)}
+NEW = {
+    "after, detector at 600 px, 300 proposals": DetectParams(n_proposals=300, min_size=600, max_size=1000),
+    "after, detector at 800 px, 1000 proposals": DetectParams(n_proposals=1000),
+}
 
 
 def import_old(src: Path, into: Path):  # type: ignore[no-untyped-def]
@@ -43,8 +45,9 @@ def import_old(src: Path, into: Path):  # type: ignore[no-untyped-def]
     from dvsa_old.regions import config, extract, pretrained  # type: ignore[import-not-found]
 
     torch.manual_seed(0)
-    model = pretrained.PretrainedRegionCNN("vgg16", config.PretrainedParams(), ENCODERS["vgg16"].build(),
-                                           DETECTORS["fasterrcnn_resnet50_fpn"].build()).eval()
+    model = pretrained.PretrainedRegionCNN(
+        "vgg16", config.PretrainedParams(), ENCODERS["vgg16"].build(), DETECTORS["fasterrcnn_resnet50_fpn"].build()
+    ).eval()
     return lambda image: extract.extract_regions(model, [image])
 
 
@@ -63,8 +66,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         old = import_old(args.old_src, Path(tmp))
         torch.manual_seed(0)
-        model = PretrainedRegionCNN("vgg16", PretrainedParams(), ENCODERS["vgg16"].build(),
-                                    DETECTORS["fasterrcnn_resnet50_fpn"].build()).eval()
+        model = PretrainedRegionCNN(
+            "vgg16", PretrainedParams(), ENCODERS["vgg16"].build(), DETECTORS["fasterrcnn_resnet50_fpn"].build()
+        ).eval()
         (Path(tmp) / "photos").mkdir()
         images = [load_rgb(p) for p in write_photos(Path(tmp) / "photos", args.images)]
         runs: dict[str, Callable[[object], object]] = {"before": old}
@@ -82,8 +86,10 @@ def main() -> None:
     print(f"{args.images} images x {args.rounds} rounds, {torch.get_num_threads()} threads")
     for name, t in times.items():
         wall, cpu = (statistics.median(x[k] for x in t) for k in (0, 1))
-        print(f"{name:42s} {wall:6.2f} s/image wall ({before[0] / wall:4.2f}x), {cpu:6.2f} s/image CPU "
-              f"({before[1] / cpu:4.2f}x)")
+        print(
+            f"{name:42s} {wall:6.2f} s/image wall ({before[0] / wall:4.2f}x), {cpu:6.2f} s/image CPU "
+            f"({before[1] / cpu:4.2f}x)"
+        )
 
 
 if __name__ == "__main__":

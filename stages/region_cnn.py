@@ -29,15 +29,19 @@ LOGS = Path("logs/region_cnn")
 
 def assemble(params: RegionsParams) -> None:
     model = PretrainedRegionCNN.assemble(params.backbone, params.pretrained)
-    sizes = {"encoder_parameters_M": sum(p.numel() for m in (model.trunk, model.fc) for p in m.parameters()) / 1e6,
-             "detector_parameters_M": sum(p.numel() for p in model.detector.parameters()) / 1e6}
+    sizes = {
+        "encoder_parameters_M": sum(p.numel() for m in (model.trunk, model.fc) for p in m.parameters()) / 1e6,
+        "detector_parameters_M": sum(p.numel() for p in model.detector.parameters()) / 1e6,
+    }
     with open_live(LOGS) as live:
         for name, value in sizes.items():
             live.log_metric(name, round(value, 3))
         live.next_step()
     save_region_cnn(model, params, MODEL)
-    print(f"region_cnn: {params.backbone} + {params.pretrained.detector} assembled -> {MODEL} (references "
-          f"{model.weights['encoder']['path']} and {model.weights['detector']['path']})")
+    print(
+        f"region_cnn: {params.backbone} + {params.pretrained.detector} assembled -> {MODEL} (references "
+        f"{model.weights['encoder']['path']} and {model.weights['detector']['path']})"
+    )
 
 
 def main() -> None:
@@ -48,8 +52,10 @@ def main() -> None:
     device = resolve_device(load_compute())
     records = image_records(load_dataset(DATASET), DATASET)
     start = time.perf_counter()
-    with open_live(LOGS) as live, out_of_memory_hint("region_cnn", f"lower regions.train.batch_size (now "
-                                                                   f"{params.train.batch_size})"):
+    with (
+        open_live(LOGS) as live,
+        out_of_memory_hint("region_cnn", f"lower regions.train.batch_size (now {params.train.batch_size})"),
+    ):
 
         def log(epoch: int, metrics: dict[str, float]) -> None:
             for name, value in metrics.items():
@@ -59,10 +65,11 @@ def main() -> None:
         model, metrics = train_region_cnn(records, params, log, device)
     seconds = time.perf_counter() - start
     save_region_cnn(model, params, MODEL, {"epochs": params.train.epochs, "seconds": seconds, "metrics": metrics})
-    print(f"region_cnn: {len(model.classes)} classes, {params.train.epochs} epochs in {seconds:.0f} s, "
-          f"val object accuracy {metrics.get('val_object_accuracy', float('nan')):.3f} -> {MODEL}")
+    print(
+        f"region_cnn: {len(model.classes)} classes, {params.train.epochs} epochs in {seconds:.0f} s, "
+        f"val object accuracy {metrics.get('val_object_accuracy', float('nan')):.3f} -> {MODEL}"
+    )
 
 
 if __name__ == "__main__":
     run_stage(main)
-

@@ -45,32 +45,67 @@ def main() -> None:
     amp = autocast_dtype(compute, device)
     records = image_records(load_dataset(DATASET), DATASET)
     if params.detect.proposals == "oracle" and not any(len(r.boxes) for r in records):
-        raise ParamsError(f"regions.detect.proposals: oracle needs the true objects of the shapes world; {DATASET} has none")
+        raise ParamsError(
+            f"regions.detect.proposals: oracle needs the true objects of the shapes world; {DATASET} has none"
+        )
     model = load_region_cnn(MODEL, device)
-    key = fingerprint({
-        "model": sha256_file(MODEL), "params": {k: v for k, v in asdict(params).items()
-                                                if k in ("detect", "batch_size", "feats_dtype", "shard_size", "on_bad_image")},
-        "images": images_digest([r.path for r in records], [r.image_id for r in records]),
-        "code": files_digest([p for p in CODE if p.is_file()]), "device": device.type, "amp": str(amp),
-        "versions": [torch.__version__, torchvision.__version__, sys.version],
-    })
-    hint = (f"lower regions.batch_size (now {params.batch_size})"
-            + (f" or regions.{params.backbone}.max_size (now {params.pretrained.max_size})"
-               if params.backbone != "shapes" else "")
-            + f"; the finished shards in {WORK}/ are reused by a rerun with the same params")
+    key = fingerprint(
+        {
+            "model": sha256_file(MODEL),
+            "params": {
+                k: v
+                for k, v in asdict(params).items()
+                if k in ("detect", "batch_size", "feats_dtype", "shard_size", "on_bad_image")
+            },
+            "images": images_digest([r.path for r in records], [r.image_id for r in records]),
+            "code": files_digest([p for p in CODE if p.is_file()]),
+            "device": device.type,
+            "amp": str(amp),
+            "versions": [torch.__version__, torchvision.__version__, sys.version],
+        }
+    )
+    hint = (
+        f"lower regions.batch_size (now {params.batch_size})"
+        + (
+            f" or regions.{params.backbone}.max_size (now {params.pretrained.max_size})"
+            if params.backbone != "shapes"
+            else ""
+        )
+        + f"; the finished shards in {WORK}/ are reused by a rerun with the same params"
+    )
     with out_of_memory_hint("regions", hint):
-        result = write_regions(model, records, OUT, params.detect, params.batch_size, params.feats_dtype, work_dir=WORK,
-                               key=key, shard_size=params.shard_size, on_bad_image=params.on_bad_image,
-                               workers=compute.workers, amp=amp)
-        metrics: dict[str, object] = {"n_images": len(records), "n_skipped": len(result.skipped), **result.recall,
-                                      "skipped": result.skipped}
+        result = write_regions(
+            model,
+            records,
+            OUT,
+            params.detect,
+            params.batch_size,
+            params.feats_dtype,
+            work_dir=WORK,
+            key=key,
+            shard_size=params.shard_size,
+            on_bad_image=params.on_bad_image,
+            workers=compute.workers,
+            amp=amp,
+        )
+        metrics: dict[str, object] = {
+            "n_images": len(records),
+            "n_skipped": len(result.skipped),
+            **result.recall,
+            "skipped": result.skipped,
+        }
         val = [r for r in records if r.split == "val" and len(r.boxes)]
         if isinstance(model, ShapesRegionCNN) and val:
             metrics["val_detector_accuracy"] = object_accuracy(model, val, params.batch_size)
     write_json(METRICS, metrics)
-    print(f"regions: {OUT}; " + ", ".join(f"{s} recall@0.5 {m['recall_iou50']:.3f} mean IoU {m['mean_best_iou']:.3f}"
-                                          for s, m in result.recall.items())
-          + (f"; {len(result.skipped)} unreadable images skipped (metrics/regions.json)" if result.skipped else ""))
+    print(
+        f"regions: {OUT}; "
+        + ", ".join(
+            f"{s} recall@0.5 {m['recall_iou50']:.3f} mean IoU {m['mean_best_iou']:.3f}"
+            for s, m in result.recall.items()
+        )
+        + (f"; {len(result.skipped)} unreadable images skipped (metrics/regions.json)" if result.skipped else "")
+    )
 
 
 if __name__ == "__main__":

@@ -49,9 +49,14 @@ def test_autocast_and_pinned_memory_only_on_cuda(monkeypatch: pytest.MonkeyPatch
     assert autocast_dtype(ComputeParams(autocast="bf16"), cuda) == torch.float16
 
 
-@pytest.mark.parametrize(("error", "where"), [(MemoryError(), "RAM"),
-                                              (RuntimeError("DefaultCPUAllocator: can't allocate memory: 8 GB"), "RAM"),
-                                              (torch.OutOfMemoryError("CUDA out of memory. Tried to allocate"), "GPU")])
+@pytest.mark.parametrize(
+    ("error", "where"),
+    [
+        (MemoryError(), "RAM"),
+        (RuntimeError("DefaultCPUAllocator: can't allocate memory: 8 GB"), "RAM"),
+        (torch.OutOfMemoryError("CUDA out of memory. Tried to allocate"), "GPU"),
+    ],
+)
 def test_out_of_memory_is_one_line(error: BaseException, where: str) -> None:
     with pytest.raises(DvsaError) as caught, out_of_memory_hint("regions", "lower regions.batch_size (now 32)"):
         raise error
@@ -60,8 +65,9 @@ def test_out_of_memory_is_one_line(error: BaseException, where: str) -> None:
         raise ValueError("not about memory")
 
 
-def test_regions_stage_out_of_memory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                     capsys: pytest.CaptureFixture[str]) -> None:
+def test_regions_stage_out_of_memory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     from tests.regions.test_resume import toy_project
 
     root = toy_project(tmp_path, 6, shard_size=2, batch_size=2)
@@ -86,8 +92,10 @@ def test_regions_stage_out_of_memory(tmp_path: Path, monkeypatch: pytest.MonkeyP
         run_stage(main)
     err = capsys.readouterr().err
     assert code.value.code == 1 and "Traceback" not in err
-    assert err.strip().splitlines()[-1] == ("error: regions: out of memory (GPU); lower regions.batch_size (now 2); "
-                                            "the finished shards in data/regions.work/ are reused by a rerun with the "
-                                            "same params")
+    assert err.strip().splitlines()[-1] == (
+        "error: regions: out of memory (GPU); lower regions.batch_size (now 2); "
+        "the finished shards in data/regions.work/ are reused by a rerun with the "
+        "same params"
+    )
     assert json.loads((root / "data/regions.work/manifest.json").read_text())["n_images"] == 6
     assert [p.name for p in (root / "data/regions.work").glob("shard-*")] == ["shard-000000.h5"]

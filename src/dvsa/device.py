@@ -62,7 +62,8 @@ def pin_memory(device: torch.device) -> bool:
 def is_out_of_memory(error: BaseException) -> bool:
     """torch's OutOfMemoryError (CUDA), MemoryError, or the RuntimeError of torch's CPU allocator."""
     return isinstance(error, (torch.OutOfMemoryError, MemoryError)) or (
-        isinstance(error, RuntimeError) and "can't allocate memory" in str(error))
+        isinstance(error, RuntimeError) and "can't allocate memory" in str(error)
+    )
 
 
 @contextlib.contextmanager

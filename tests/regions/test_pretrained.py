@@ -51,7 +51,9 @@ def torch_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def params(backbone: str = "alexnet") -> RegionsParams:
-    return RegionsParams(backbone=backbone, **{backbone: PretrainedParams(detector=DETECTOR, min_size=96, max_size=160)})  # type: ignore[arg-type]
+    return RegionsParams(
+        backbone=backbone, **{backbone: PretrainedParams(detector=DETECTOR, min_size=96, max_size=160)}
+    )  # type: ignore[arg-type]
 
 
 def test_alexnet_and_detector_from_the_hub_cache(torch_home: Path, tmp_path: Path) -> None:

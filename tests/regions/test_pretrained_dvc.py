@@ -19,12 +19,19 @@ from tests.regions.test_pretrained import DETECTOR, small_state_dict
 
 pytestmark = pytest.mark.slow
 
-PRETRAINED = merge(TINY, {"dataset": {"shapes": {"n_train": 40, "n_val": 10, "n_test": 10}},
-                          "regions": {"backbone": "alexnet",
-                                      "alexnet": {"detector": DETECTOR, "min_size": 96, "max_size": 160},
-                                      "detect": {"n_proposals": 32, "min_size": 96, "max_size": 160},
-                                      "shard_size": 32},
-                          "compute": {"device": "cpu", "workers": 1}})
+PRETRAINED = merge(
+    TINY,
+    {
+        "dataset": {"shapes": {"n_train": 40, "n_val": 10, "n_test": 10}},
+        "regions": {
+            "backbone": "alexnet",
+            "alexnet": {"detector": DETECTOR, "min_size": 96, "max_size": 160},
+            "detect": {"n_proposals": 32, "min_size": 96, "max_size": 160},
+            "shard_size": 32,
+        },
+        "compute": {"device": "cpu", "workers": 1},
+    },
+)
 
 
 def test_dvc_repro_with_alexnet_references_the_weights(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -47,14 +54,23 @@ def test_dvc_repro_with_alexnet_references_the_weights(tmp_path: Path, monkeypat
     assert json.loads(dvc(root, "status", "--json").stdout or "{}") == {}
 
     (hub / ENCODERS["alexnet"].filename).write_bytes(b"changed")  # the weights file changes under region_cnn.pt
-    (root / "params.yaml").write_text(yaml.safe_dump(merge(yaml.safe_load((root / "params.yaml").read_text()),
-                                                           {"regions": {"detect": {"nms_iou": 0.6}}})))
+    (root / "params.yaml").write_text(
+        yaml.safe_dump(
+            merge(yaml.safe_load((root / "params.yaml").read_text()), {"regions": {"detect": {"nms_iou": 0.6}}})
+        )
+    )
     result = dvc_fails(root, "repro", "regions")
     assert f"{hub / ENCODERS['alexnet'].filename}: weights file changed since models/region_cnn.pt" in result
 
 
 def dvc_fails(root: Path, *args: str) -> str:
-    result = subprocess.run([sys.executable, "-m", "dvc", *args], cwd=root, env=project_env(root), capture_output=True,
-                            text=True, timeout=600)
+    result = subprocess.run(
+        [sys.executable, "-m", "dvc", *args],
+        cwd=root,
+        env=project_env(root),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode != 0
     return result.stdout + result.stderr

@@ -38,15 +38,23 @@ def toy_project(root: Path, n_images: int, **regions: object) -> Path:
     params = tiny_params()
     torch.manual_seed(0)  # the same untrained network in every project
     save_region_cnn(ShapesRegionCNN(params.net, CLASSES), params, root / "models/region_cnn.pt")
-    (root / "params.yaml").write_text(yaml.safe_dump({"regions": {**params.to_dict(), **regions},
-                                                      "compute": {"device": "cpu", "workers": 2}}))
+    (root / "params.yaml").write_text(
+        yaml.safe_dump({"regions": {**params.to_dict(), **regions}, "compute": {"device": "cpu", "workers": 2}})
+    )
     return root
 
 
 def run_regions(root: Path) -> subprocess.Popen[str]:
     env = dict(os.environ, PYTHONPATH=str(REPO / "src"), OMP_NUM_THREADS="1")
-    return subprocess.Popen([sys.executable, str(REPO / "stages/regions.py")], cwd=root, env=env, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    return subprocess.Popen(
+        [sys.executable, str(REPO / "stages/regions.py")],
+        cwd=root,
+        env=env,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
 
 
 def finish(proc: subprocess.Popen[str]) -> str:
@@ -83,8 +91,9 @@ def test_sigkill_midway_then_resume_equals_an_uninterrupted_run(tmp_path: Path) 
 
 def test_other_params_start_over(tmp_path: Path) -> None:
     root = toy_project(tmp_path, 12, shard_size=4)
-    records = image_records(json.loads((root / "data/dataset/dataset.json").read_text()) | {"image_root": str(
-        root / "data/dataset/images")})
+    records = image_records(
+        json.loads((root / "data/dataset/dataset.json").read_text()) | {"image_root": str(root / "data/dataset/images")}
+    )
     model = ShapesRegionCNN(tiny_params().net, CLASSES).eval()
     (root / "data/dataset/images/0009.png").write_bytes(b"broken")
     args = (model, records, root / "r.h5", tiny_params().detect, 2, "float32")
@@ -102,8 +111,14 @@ def test_skipped_image_has_no_region_and_is_listed(tmp_path: Path) -> None:
     bad = root / "data/dataset/images/0005.png"
     bad.write_bytes(bad.read_bytes()[:60])  # truncated
     env = dict(os.environ, PYTHONPATH=str(REPO / "src"), OMP_NUM_THREADS="1")
-    result = subprocess.run([sys.executable, str(REPO / "stages/regions.py")], cwd=root, env=env, capture_output=True,
-                            text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, str(REPO / "stages/regions.py")],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr
     with h5py.File(root / "data/regions/regions.h5") as f:
         n, feats, ids = f["n_regions"][()], f["feats"][()], f["image_id"][()]
@@ -118,8 +133,9 @@ def test_skipped_image_has_no_region_and_is_listed(tmp_path: Path) -> None:
 
 def test_features_beyond_float16_are_one_error(tmp_path: Path) -> None:
     root = toy_project(tmp_path, 4)
-    records = image_records(json.loads((root / "data/dataset/dataset.json").read_text()) | {"image_root": str(
-        root / "data/dataset/images")})
+    records = image_records(
+        json.loads((root / "data/dataset/dataset.json").read_text()) | {"image_root": str(root / "data/dataset/images")}
+    )
     model = ShapesRegionCNN(tiny_params().net, CLASSES).eval()
     with torch.no_grad():
         model.head.fc7.bias.fill_(1e5)  # fc7 = relu(... + 1e5): beyond float16's 65504

@@ -28,7 +28,13 @@ def test_interrupted_write_leaves_nothing(tmp_path: Path) -> None:
     path = tmp_path / "regions.h5"
     with pytest.raises(ValueError, match="1 of 2 images written"):
         with RegionWriter(path, 2, 4) as w:
-            w.append(np.zeros((1, N_REGIONS, 4)), np.zeros((1, N_REGIONS, 4)), np.zeros((1, N_REGIONS)), np.ones(1), np.ones(1))
+            w.append(
+                np.zeros((1, N_REGIONS, 4)),
+                np.zeros((1, N_REGIONS, 4)),
+                np.zeros((1, N_REGIONS)),
+                np.ones(1),
+                np.ones(1),
+            )
     assert list(tmp_path.iterdir()) == []
     with pytest.raises(InputError, match="regions.h5: file not found"):
         RegionStore(path)

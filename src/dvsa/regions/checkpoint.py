@@ -49,8 +49,9 @@ def load_region_cnn(path: str | os.PathLike[str], device: torch.device | str | N
             model.load_state_dict(ckpt["state_dict"])
         elif kind == "pretrained":
             if "weights" not in ckpt:
-                raise InputError(f"{p}: made by an older dvsa (weights copied, not referenced); "
-                                 "rerun `dvc repro -f region_cnn`")
+                raise InputError(
+                    f"{p}: made by an older dvsa (weights copied, not referenced); rerun `dvc repro -f region_cnn`"
+                )
             model = PretrainedRegionCNN.from_references(ckpt["backbone"], params.pretrained, ckpt["weights"], str(p))
         else:
             raise InputError(f"{p}: unknown region CNN kind {kind!r}")

@@ -39,7 +39,9 @@ def image_records(dataset: dict[str, Any], where: str | os.PathLike[str] = "data
             boxes = np.array([o["box"] for o in objects], dtype=np.float32).reshape(-1, 4)
             labels = tuple(str(o["label"]) for o in objects)
         except (KeyError, TypeError, ValueError):
-            raise InputError(f"{where}: images[{k}].objects: expected a list of {{box: [x0, y0, x1, y1], label}}") from None
+            raise InputError(
+                f"{where}: images[{k}].objects: expected a list of {{box: [x0, y0, x1, y1], label}}"
+            ) from None
         image_id = int(im.get("cocoid", im.get("imgid", k)))
         records.append(ImageRecord(image_path(root, im), im["split"], image_id, boxes, labels))
     return records
@@ -49,8 +51,10 @@ def object_classes(records: Sequence[ImageRecord], split: str = "train") -> list
     """The sorted object labels of a split: the detector's K classes (class k + 1 is classes[k])."""
     classes = sorted({label for r in records if r.split == split for label in r.labels})
     if not classes:
-        raise InputError(f"dataset.json: no 'objects' in the {split} images; a shapes-world dataset is needed to "
-                         "train the region CNN (or set regions.backbone to vgg16 or alexnet)")
+        raise InputError(
+            f"dataset.json: no 'objects' in the {split} images; a shapes-world dataset is needed to "
+            "train the region CNN (or set regions.backbone to vgg16 or alexnet)"
+        )
     return classes
 
 

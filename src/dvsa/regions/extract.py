@@ -61,17 +61,24 @@ def extract_prepared(
         fmaps = model.features(prepared)
         if detect.proposals == "oracle":
             if true_boxes is None:
-                raise InputError("regions.detect.proposals: oracle needs the true boxes of the images (shapes world only)")
+                raise InputError(
+                    "regions.detect.proposals: oracle needs the true boxes of the images (shapes world only)"
+                )
             detections = []
             for i, boxes in enumerate(true_boxes):
                 sx, sy = prepared.scale(i)
-                detections.append((scale_boxes(torch.as_tensor(boxes, dtype=torch.float32), 1 / sx, 1 / sy),
-                                   torch.ones(len(boxes))))
+                detections.append(
+                    (scale_boxes(torch.as_tensor(boxes, dtype=torch.float32), 1 / sx, 1 / sy), torch.ones(len(boxes)))
+                )
         else:
             detections = model.detect(prepared, fmaps, detect)
         b = len(prepared.images)
-        out = RegionBatch(np.zeros((b, N_REGIONS, model.fc7_dim), np.float32), np.zeros((b, N_REGIONS, 4), np.float32),
-                          np.zeros((b, N_REGIONS), np.float32), np.zeros(b, np.int32))
+        out = RegionBatch(
+            np.zeros((b, N_REGIONS, model.fc7_dim), np.float32),
+            np.zeros((b, N_REGIONS, 4), np.float32),
+            np.zeros((b, N_REGIONS), np.float32),
+            np.zeros(b, np.int32),
+        )
         rois = []
         for i, (boxes, scores) in enumerate(detections):
             boxes, scores = boxes.float().cpu(), scores.float().cpu()
@@ -139,12 +146,17 @@ def extract_shard(
                 if on_bad_image == "error":
                     raise InputError(f"{im.error} (regions.on_bad_image: skip leaves it out)")
                 skipped.append({"index": im.index, "path": str(records[im.index].path), "error": im.error})
-        out = RegionBatch(np.zeros((len(batch), N_REGIONS, model.fc7_dim), np.float32),
-                          np.zeros((len(batch), N_REGIONS, 4), np.float32), np.zeros((len(batch), N_REGIONS), np.float32),
-                          np.zeros(len(batch), np.int32))
+        out = RegionBatch(
+            np.zeros((len(batch), N_REGIONS, model.fc7_dim), np.float32),
+            np.zeros((len(batch), N_REGIONS, 4), np.float32),
+            np.zeros((len(batch), N_REGIONS), np.float32),
+            np.zeros(len(batch), np.int32),
+        )
         if good:
-            prepared = Prepared([to_float(im.pixels.to(model.device, non_blocking=True)) for im in good],  # type: ignore[union-attr]
-                                [im.size for im in good])
+            prepared = Prepared(
+                [to_float(im.pixels.to(model.device, non_blocking=True)) for im in good],  # type: ignore[union-attr]
+                [im.size for im in good],
+            )
             true_boxes = [records[im.index].boxes for im in good] if detect.proposals == "oracle" else None
             regions = extract_prepared(model, prepared, detect, true_boxes, amp)
             rows = [k for k, im in enumerate(batch) if im.pixels is not None]
@@ -157,11 +169,19 @@ def extract_shard(
         feats = np.concatenate([p.feats for p in parts]).astype(feats_dtype)
     if not np.isfinite(feats).all():
         first = rows[int(np.nonzero(~np.isfinite(feats).all(axis=(1, 2)))[0][0])]
-        raise ParamsError(f"regions.feats_dtype: {records[first].path}: features are not finite in {feats_dtype} "
-                          "(beyond ±65504, or NaN); set regions.feats_dtype: float32")
-    return Shard(start, feats, np.concatenate([p.boxes for p in parts]), np.concatenate([p.scores for p in parts]),
-                 np.concatenate([p.n_regions for p in parts]),
-                 np.array([records[i].image_id for i in rows], dtype=np.int64), skipped)
+        raise ParamsError(
+            f"regions.feats_dtype: {records[first].path}: features are not finite in {feats_dtype} "
+            "(beyond ±65504, or NaN); set regions.feats_dtype: float32"
+        )
+    return Shard(
+        start,
+        feats,
+        np.concatenate([p.boxes for p in parts]),
+        np.concatenate([p.scores for p in parts]),
+        np.concatenate([p.n_regions for p in parts]),
+        np.array([records[i].image_id for i in rows], dtype=np.int64),
+        skipped,
+    )
 
 
 def write_regions(
@@ -185,8 +205,20 @@ def write_regions(
     model.eval()
     if work_dir is None:
         with tempfile.TemporaryDirectory() as tmp:
-            return write_regions(model, records, out_path, detect, batch_size, feats_dtype, work_dir=Path(tmp) / "work",
-                                 key=key, shard_size=shard_size, on_bad_image=on_bad_image, workers=workers, amp=amp)
+            return write_regions(
+                model,
+                records,
+                out_path,
+                detect,
+                batch_size,
+                feats_dtype,
+                work_dir=Path(tmp) / "work",
+                key=key,
+                shard_size=shard_size,
+                on_bad_image=on_bad_image,
+                workers=workers,
+                amp=amp,
+            )
     shards = ShardFolder(work_dir, key, len(records), shard_size)
     todo = [k for k in range(shards.n_shards) if not shards.done(k)]
     kept = shards.n_shards - len(todo)
@@ -194,13 +226,20 @@ def write_regions(
     if kept:
         print(f"regions: resuming: {kept} of {shards.n_shards} shards ({done_images} images) kept in {work_dir}")
     start = time.perf_counter()
-    loaded = load_images([r.path for r in records], [i for k in todo for i in shards.rows(k)], model.input_size,
-                         workers, model.device.type == "cuda")
+    loaded = load_images(
+        [r.path for r in records],
+        [i for k in todo for i in shards.rows(k)],
+        model.input_size,
+        workers,
+        model.device.type == "cuda",
+    )
     with tqdm(total=len(records), initial=done_images, desc="regions", unit="img", smoothing=0.1) as bar:
         for k in todo:
             rows = shards.rows(k)
             batches = shard_batches(loaded, rows, batch_size)
-            shards.write(k, extract_shard(model, records, batches, rows.start, detect, feats_dtype, on_bad_image, amp, bar))
+            shards.write(
+                k, extract_shard(model, records, batches, rows.start, detect, feats_dtype, on_bad_image, amp, bar)
+            )
     seconds = time.perf_counter() - start
     n_new = len(records) - done_images
     print(f"regions: {n_new} images in {seconds:.1f} s ({n_new / max(seconds, 1e-9):.2f} images/s)")

@@ -48,13 +48,15 @@ class ImageFiles(Dataset[LoadedImage]):
         return LoadedImage(i, to_uint8(image, *self.sizer(*image.size)), image.size, "")
 
 
-def load_images(paths: Sequence[Path], indices: Sequence[int], sizer: Sizer, workers: int,
-                pin_memory: bool) -> Iterator[LoadedImage]:
+def load_images(
+    paths: Sequence[Path], indices: Sequence[int], sizer: Sizer, workers: int, pin_memory: bool
+) -> Iterator[LoadedImage]:
     """Images `indices` of `paths`, in that order, decoded by `workers` processes (0: in this one)."""
     files = ImageFiles(paths, indices, sizer)
     if workers == 0:
         yield from (files[k] for k in range(len(files)))
         return
-    loader = DataLoader(files, batch_size=None, num_workers=workers, pin_memory=pin_memory, prefetch_factor=4,
-                        persistent_workers=False)
+    loader = DataLoader(
+        files, batch_size=None, num_workers=workers, pin_memory=pin_memory, prefetch_factor=4, persistent_workers=False
+    )
     yield from loader

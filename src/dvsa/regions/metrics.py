@@ -54,8 +54,13 @@ def object_accuracy(model: ShapesRegionCNN, records: Sequence[ImageRecord], batc
     model.eval()
     index = {c: k + 1 for k, c in enumerate(model.classes)}
     correct = total = 0
-    for chunk, images in tqdm(batches(records, batch_size), desc="val accuracy", unit="batch", leave=False,
-                              total=-(-len(records) // batch_size)):
+    for chunk, images in tqdm(
+        batches(records, batch_size),
+        desc="val accuracy",
+        unit="batch",
+        leave=False,
+        total=-(-len(records) // batch_size),
+    ):
         prepared = model.prepare(images)
         rois = []
         for i, r in enumerate(chunk):

@@ -54,15 +54,23 @@ ENCODERS: dict[str, Arch] = {
     "vgg16": Arch(lambda: vgg16(weights=None), "vgg16-397923af.pth", 7),
     "alexnet": Arch(lambda: alexnet(weights=None), "alexnet-owt-7be5be79.pth", 6),
 }
-_DETECTOR_OPTIONS: dict[str, Any] = {"weights": None, "weights_backbone": None, "box_score_thresh": 0.0,
-                                     "box_detections_per_img": 100}
+_DETECTOR_OPTIONS: dict[str, Any] = {
+    "weights": None,
+    "weights_backbone": None,
+    "box_score_thresh": 0.0,
+    "box_detections_per_img": 100,
+}
 DETECTORS: dict[str, Arch] = {
-    "fasterrcnn_resnet50_fpn": Arch(lambda: fasterrcnn_resnet50_fpn(**_DETECTOR_OPTIONS),
-                                    "fasterrcnn_resnet50_fpn_coco-258fb6c6.pth"),
-    "fasterrcnn_mobilenet_v3_large_fpn": Arch(lambda: fasterrcnn_mobilenet_v3_large_fpn(**_DETECTOR_OPTIONS),
-                                              "fasterrcnn_mobilenet_v3_large_fpn-fb6a3cc7.pth"),
-    "fasterrcnn_mobilenet_v3_large_320_fpn": Arch(lambda: fasterrcnn_mobilenet_v3_large_320_fpn(**_DETECTOR_OPTIONS),
-                                                  "fasterrcnn_mobilenet_v3_large_320_fpn-907ea3f9.pth"),
+    "fasterrcnn_resnet50_fpn": Arch(
+        lambda: fasterrcnn_resnet50_fpn(**_DETECTOR_OPTIONS), "fasterrcnn_resnet50_fpn_coco-258fb6c6.pth"
+    ),
+    "fasterrcnn_mobilenet_v3_large_fpn": Arch(
+        lambda: fasterrcnn_mobilenet_v3_large_fpn(**_DETECTOR_OPTIONS), "fasterrcnn_mobilenet_v3_large_fpn-fb6a3cc7.pth"
+    ),
+    "fasterrcnn_mobilenet_v3_large_320_fpn": Arch(
+        lambda: fasterrcnn_mobilenet_v3_large_320_fpn(**_DETECTOR_OPTIONS),
+        "fasterrcnn_mobilenet_v3_large_320_fpn-907ea3f9.pth",
+    ),
 }
 
 
@@ -81,8 +89,10 @@ def weights_path(arch: Arch, override: str, param: str) -> Path:
         return path
     path = hub_checkpoints() / arch.filename
     if not path.is_file():
-        raise WeightsError(f"{arch.filename} not found: put torchvision's file ({DOWNLOADS}/{arch.filename}) in "
-                           f"{path.parent}/ or set regions.{param} in params.yaml to its path")
+        raise WeightsError(
+            f"{arch.filename} not found: put torchvision's file ({DOWNLOADS}/{arch.filename}) in "
+            f"{path.parent}/ or set regions.{param} in params.yaml to its path"
+        )
     return path
 
 
@@ -102,8 +112,10 @@ def load_weights(module: nn.Module, path: Path, name: str, assign: bool) -> None
     missing = [k for k in expected if k not in state and not k.endswith("num_batches_tracked")]
     unexpected = [k for k in state if k not in expected]
     if missing or unexpected:
-        raise WeightsError(f"{path}: does not fit torchvision's {name} ({len(missing)} missing keys, e.g. "
-                           f"{missing[:2]}; {len(unexpected)} unexpected, e.g. {unexpected[:2]})")
+        raise WeightsError(
+            f"{path}: does not fit torchvision's {name} ({len(missing)} missing keys, e.g. "
+            f"{missing[:2]}; {len(unexpected)} unexpected, e.g. {unexpected[:2]})"
+        )
     try:
         module.load_state_dict(state, strict=False, assign=assign)
     except RuntimeError as e:
@@ -135,12 +147,16 @@ def check_reference(ref: dict[str, str], arch: Arch, param: str, where: str) -> 
     path = Path(ref["path"])
     fix = f"or set regions.{param} and rerun `dvc repro -f region_cnn`"
     if not path.is_file():
-        raise WeightsError(f"{path}: weights file not found ({where} was assembled from it, sha256 "
-                           f"{ref['sha256'][:16]}...); put torchvision's {arch.filename} there {fix}")
+        raise WeightsError(
+            f"{path}: weights file not found ({where} was assembled from it, sha256 "
+            f"{ref['sha256'][:16]}...); put torchvision's {arch.filename} there {fix}"
+        )
     digest = sha256_file(path)
     if digest != ref["sha256"]:
-        raise WeightsError(f"{path}: weights file changed since {where} was assembled (sha256 {digest[:16]}..., "
-                           f"expected {ref['sha256'][:16]}...); put the original file back {fix}")
+        raise WeightsError(
+            f"{path}: weights file changed since {where} was assembled (sha256 {digest[:16]}..., "
+            f"expected {ref['sha256'][:16]}...); put the original file back {fix}"
+        )
     return path
 
 
@@ -148,8 +164,14 @@ class PretrainedRegionCNN(RegionCNN):
     kind = "pretrained"
     fc7_dim = 4096
 
-    def __init__(self, backbone: str, pretrained: PretrainedParams, encoder: nn.Module, detector: nn.Module,
-                 weights: dict[str, dict[str, str]] | None = None) -> None:
+    def __init__(
+        self,
+        backbone: str,
+        pretrained: PretrainedParams,
+        encoder: nn.Module,
+        detector: nn.Module,
+        weights: dict[str, dict[str, str]] | None = None,
+    ) -> None:
         """`weights`: the references of the files the weights came from ({"encoder": ..., "detector": ...})."""
         super().__init__()
         self.backbone, self.pretrained, self.weights = backbone, pretrained, weights or {}
@@ -167,22 +189,29 @@ class PretrainedRegionCNN(RegionCNN):
     def assemble(cls, backbone: str, pretrained: PretrainedParams) -> PretrainedRegionCNN:
         """Build from the pretrained weight files (see :func:`weights_path`), recording their references."""
         enc_path = weights_path(ENCODERS[backbone], pretrained.encoder_weights, f"{backbone}.encoder_weights")
-        det_path = weights_path(DETECTORS[pretrained.detector], pretrained.detector_weights, f"{backbone}.detector_weights")
+        det_path = weights_path(
+            DETECTORS[pretrained.detector], pretrained.detector_weights, f"{backbone}.detector_weights"
+        )
         refs = {"encoder": reference(enc_path), "detector": reference(det_path)}
         return cls.load(backbone, pretrained, {"encoder": enc_path, "detector": det_path}, refs)
 
     @classmethod
-    def from_references(cls, backbone: str, pretrained: PretrainedParams, refs: dict[str, dict[str, str]],
-                        where: str) -> PretrainedRegionCNN:
+    def from_references(
+        cls, backbone: str, pretrained: PretrainedParams, refs: dict[str, dict[str, str]], where: str
+    ) -> PretrainedRegionCNN:
         """Rebuild from the files a checkpoint references, after checking that each is unchanged."""
-        paths = {"encoder": check_reference(refs["encoder"], ENCODERS[backbone], f"{backbone}.encoder_weights", where),
-                 "detector": check_reference(refs["detector"], DETECTORS[pretrained.detector],
-                                             f"{backbone}.detector_weights", where)}
+        paths = {
+            "encoder": check_reference(refs["encoder"], ENCODERS[backbone], f"{backbone}.encoder_weights", where),
+            "detector": check_reference(
+                refs["detector"], DETECTORS[pretrained.detector], f"{backbone}.detector_weights", where
+            ),
+        }
         return cls.load(backbone, pretrained, paths, refs)
 
     @classmethod
-    def load(cls, backbone: str, pretrained: PretrainedParams, paths: dict[str, Path],
-             refs: dict[str, dict[str, str]]) -> PretrainedRegionCNN:
+    def load(
+        cls, backbone: str, pretrained: PretrainedParams, paths: dict[str, Path], refs: dict[str, dict[str, str]]
+    ) -> PretrainedRegionCNN:
         encoder = build_encoder(backbone)
         load_weights(encoder, paths["encoder"], backbone, assign=True)
         detector = DETECTORS[pretrained.detector].build()  # on the CPU: its anchors are plain tensors, not buffers
@@ -196,8 +225,10 @@ class PretrainedRegionCNN(RegionCNN):
         return max(MIN_SIDE, round(width * s)), max(MIN_SIDE, round(height * s))
 
     def features(self, prepared: Prepared) -> list[torch.Tensor]:
-        return [self.trunk(((x.to(self.mean.device) - self.mean) / self.std)[None].contiguous(memory_format=NHWC))
-                for x in prepared.images]  # (1, C, h/16, w/16) each
+        return [
+            self.trunk(((x.to(self.mean.device) - self.mean) / self.std)[None].contiguous(memory_format=NHWC))
+            for x in prepared.images
+        ]  # (1, C, h/16, w/16) each
 
     def detect(self, prepared: Prepared, fmaps: Any, params: DetectParams) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """One image at a time (memory does not grow with the batch): the RPN's best `n_proposals` proposals,
@@ -224,8 +255,10 @@ class PretrainedRegionCNN(RegionCNN):
         return scale_boxes(boxes, x.shape[2] / iw, x.shape[1] / ih), scores
 
     def encode(self, fmaps: Any, rois: list[torch.Tensor]) -> torch.Tensor:
-        pooled = [roi_align(f, [r.to(f.device, f.dtype)], self.roi_size, 1.0 / CONV5_STRIDE, sampling_ratio=-1,
-                            aligned=True) for f, r in zip(fmaps, rois)]
+        pooled = [
+            roi_align(f, [r.to(f.device, f.dtype)], self.roi_size, 1.0 / CONV5_STRIDE, sampling_ratio=-1, aligned=True)
+            for f, r in zip(fmaps, rois)
+        ]
         return self.fc(torch.cat(pooled).flatten(1))  # (R, 4096)
 
     def checkpoint_extra(self) -> dict[str, Any]:

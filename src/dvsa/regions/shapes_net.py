@@ -78,7 +78,9 @@ class RoIHead(nn.Module):
 class ShapesRegionCNN(RegionCNN):
     kind = "shapes"
 
-    def __init__(self, net: NetParams, classes: list[str], rpn_batch_per_image: int = 64, rpn_proposals: int = 64) -> None:
+    def __init__(
+        self, net: NetParams, classes: list[str], rpn_batch_per_image: int = 64, rpn_proposals: int = 64
+    ) -> None:
         """`rpn_batch_per_image` anchors are sampled for the RPN loss and `rpn_proposals` proposals kept per
         image while training; neither matters at inference."""
         super().__init__()

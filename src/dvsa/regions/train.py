@@ -25,6 +25,7 @@ from dvsa.regions.metrics import object_accuracy
 from dvsa.regions.shapes_net import ShapesRegionCNN
 
 LogFn = Callable[[int, dict[str, float]], None]
+CPU = torch.device("cpu")
 
 
 def sample_rois(labels: torch.Tensor, n: int, fg_fraction: float, gen: torch.Generator) -> torch.Tensor:
@@ -96,8 +97,10 @@ def load_batch(
 
 
 def train_region_cnn(
-    records: Sequence[ImageRecord], params: RegionsParams, log: LogFn | None = None,
-    device: torch.device = torch.device("cpu"),
+    records: Sequence[ImageRecord],
+    params: RegionsParams,
+    log: LogFn | None = None,
+    device: torch.device = CPU,
 ) -> tuple[ShapesRegionCNN, dict[str, float]]:
     """Train on the train split (on `device`); after each epoch, `log(epoch, metrics)` with the mean losses
     and the detector accuracy on val. Returns the model and the last epoch's metrics."""
@@ -127,8 +130,10 @@ def train_region_cnn(
             loss = sum(losses.values())
             value = float(loss.detach())
             if not math.isfinite(value):
-                raise TrainingError(f"region_cnn: the loss became {value} at epoch {epoch + 1}, step {step + 1} "
-                                    "(lower regions.train.lr)")
+                raise TrainingError(
+                    f"region_cnn: the loss became {value} at epoch {epoch + 1}, step {step + 1} "
+                    "(lower regions.train.lr)"
+                )
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()

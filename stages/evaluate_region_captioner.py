@@ -67,14 +67,18 @@ def main() -> None:
     phrases = read_labels(f"{SNIPPETS}/labels.h5", f"{SNIPPETS}/vocab.json")
     with RegionStore(REGIONS) as store:
         if len(store) != len(images):
-            raise InputError(f"{REGIONS}: {len(store)} images but {DATASET} has {len(images)} (rerun `dvc repro regions`)")
+            raise InputError(
+                f"{REGIONS}: {len(store)} images but {DATASET} has {len(images)} (rerun `dvc repro regions`)"
+            )
         rows = np.array([i for i, im in enumerate(images) if im["split"] == params.split], dtype=np.int64)
         items = regions_to_describe(images, store, rows[store.usable()[rows]], params.iou_threshold)
         if not items:
             raise InputError(f"{REGIONS}: no detected region of the {params.split} split to describe")
         geometry = bool(region_ckpt["params"].get("region_geometry", False))
         region_source = _one_region(region_model, CachedFeatures(store, geometry), items, REGION_MODEL)
-        full_base = checkpoint_source(full_ckpt, store, REGION_CNN, lambda: [r.path for r in image_records(dataset, DATASET)])
+        full_base = checkpoint_source(
+            full_ckpt, store, REGION_CNN, lambda: [r.path for r in image_records(dataset, DATASET)]
+        )
         full_source = _one_region(full_model, full_base, items, FULL_FRAME)
         pool_rows, pool_regions = read_index(f"{SNIPPETS}/index.json", len(store))
         fc7 = CachedFeatures(store, geometry=False)
@@ -82,11 +86,18 @@ def main() -> None:
             "region_model": describe(region_model, region_source, len(items), region_vocab, params),
             "full_frame": describe(full_model, full_source, len(items), full_vocab, params),
             "nn_baseline": nearest_snippets(
-                OneRegion(fc7, region_source.image_rows, region_source.regions), len(items),
-                OneRegion(fc7, pool_rows, pool_regions), phrases, phrases.split_indices("train"),
+                OneRegion(fc7, region_source.image_rows, region_source.regions),
+                len(items),
+                OneRegion(fc7, pool_rows, pool_regions),
+                phrases,
+                phrases.split_indices("train"),
             ),
         }
-    record: dict[str, Any] = {"split": params.split, "n_images": len({it.image_row for it in items}), "n_regions": len(items)}
+    record: dict[str, Any] = {
+        "split": params.split,
+        "n_images": len({it.image_row for it in items}),
+        "n_regions": len(items),
+    }
     if has_references(items):
         record.update(score_table(items, descriptions))
         record["truth"] = truth_table(items, {**descriptions, "human": [it.references[0] for it in items]})
@@ -98,7 +109,10 @@ def main() -> None:
         _print_table(record)
     else:
         print(f"no region references in {DATASET} (objects[k].descriptions): region descriptions written, not scored")
-    print(f"wrote {DESCRIPTIONS} ({len(items)} regions of {record['n_images']} images), {n_figures} figures in {FIGURES}/, {METRICS}")
+    print(
+        f"wrote {DESCRIPTIONS} ({len(items)} regions of {record['n_images']} images), "
+        f"{n_figures} figures in {FIGURES}/, {METRICS}"
+    )
 
 
 def _descriptions_json(items: list[RegionItem], images: list[dict], descriptions: dict[str, list[str]]) -> list[dict]:

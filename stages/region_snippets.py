@@ -24,7 +24,12 @@ from dvsa.regiondesc.snippets import mrf_snippets
 from dvsa.regions.store import RegionStore
 from dvsa.stage import run_stage
 
-LABELS, VOCAB, REGIONS, MODEL = "data/prepro/labels.h5", "data/prepro/vocab.json", "data/regions/regions.h5", "models/alignment.pt"
+LABELS, VOCAB, REGIONS, MODEL = (
+    "data/prepro/labels.h5",
+    "data/prepro/vocab.json",
+    "data/regions/regions.h5",
+    "models/alignment.pt",
+)
 OUT = "data/region_snippets"
 METRICS, DETAILS = "metrics/region_snippets.json", "metrics/details/region_snippets.json"
 SPLITS = ("train", "val")
@@ -47,10 +52,16 @@ def main() -> None:
         phrases = region_phrase_dataset(snippets, labels, store.boxes, params.max_length)
     for split in SPLITS:
         if not len(phrases.labels.split_indices(split)):
-            raise InputError(f"{MODEL}: no snippet of the {split} split lies on a detected region (try another region_snippets.beta)")
+            raise InputError(
+                f"{MODEL}: no snippet of the {split} split lies on a detected region (try another region_snippets.beta)"
+            )
     write_labels(f"{OUT}/labels.h5", f"{OUT}/vocab.json", phrases.labels)
     write_json(f"{OUT}/index.json", {"regions": phrases.index}, indent=None)
-    record = {"params": params.to_dict(), "regions": len(phrases.index), **snippet_statistics(snippets, labels, image_ix)}
+    record = {
+        "params": params.to_dict(),
+        "regions": len(phrases.index),
+        **snippet_statistics(snippets, labels, image_ix),
+    }
     write_metrics(METRICS, DETAILS, record, SUMMARY)
     for split in SPLITS:
         m = record[split]

@@ -27,12 +27,17 @@ INDEX = f"{DATA}/index.json"
 def main() -> None:
     params = load_params(CaptionerParams, "region_captioner")
     if params.finetune_cnn_after >= 0:
-        raise ParamsError("params.yaml: region_captioner.finetune_cnn_after: the region captioner reads cached features; set -1")
+        raise ParamsError(
+            "params.yaml: region_captioner.finetune_cnn_after: the region captioner reads cached features; set -1"
+        )
     labels = read_labels(f"{DATA}/labels.h5", f"{DATA}/vocab.json")
     with RegionStore(REGIONS) as store:
         rows, regions = read_index(INDEX, len(store))
         if len(rows) != len(labels.images):
-            raise InputError(f"{INDEX}: {len(rows)} regions but {DATA}/vocab.json lists {len(labels.images)} (rerun `dvc repro region_snippets`)")
+            raise InputError(
+                f"{INDEX}: {len(rows)} regions but {DATA}/vocab.json lists {len(labels.images)} "
+                "(rerun `dvc repro region_snippets`)"
+            )
         summary = train_captioner(
             params,
             labels,

@@ -24,18 +24,26 @@ PARAM_OF_STAGE = {
     "evaluate_alignment": ("evaluate", "alignment", {"n_figures": 1, "batch_size": 8, "beta": 2.0}),
     "train_captioner": ("captioner", "max_iters", 13),
     "evaluate_captioner": ("evaluate", "captioning", {"report_images": 4, "batch_size": 8, "beam_size": 2}),
+    "region_snippets": ("region_snippets", "max_words", 5),
+    "train_region_captioner": ("region_captioner", "max_iters", 13),
+    "evaluate_region_captioner": ("evaluate", "region_captioning", {"n_figures": 2}),
 }
+REGION_STAGES = {"region_snippets", "train_region_captioner", "evaluate_region_captioner"}
 
 DESCENDANTS = {
     "dataset": {"preprocess", "region_cnn", "regions", "train_alignment", "evaluate_alignment", "train_captioner",
-                "evaluate_captioner"},
-    "preprocess": {"train_alignment", "evaluate_alignment", "train_captioner", "evaluate_captioner"},
-    "region_cnn": {"regions", "train_alignment", "evaluate_alignment", "train_captioner", "evaluate_captioner"},
-    "regions": {"train_alignment", "evaluate_alignment", "train_captioner", "evaluate_captioner"},
-    "train_alignment": {"evaluate_alignment", "evaluate_captioner"},
+                "evaluate_captioner", *REGION_STAGES},
+    "preprocess": {"train_alignment", "evaluate_alignment", "train_captioner", "evaluate_captioner", *REGION_STAGES},
+    "region_cnn": {"regions", "train_alignment", "evaluate_alignment", "train_captioner", "evaluate_captioner",
+                   *REGION_STAGES},
+    "regions": {"train_alignment", "evaluate_alignment", "train_captioner", "evaluate_captioner", *REGION_STAGES},
+    "train_alignment": {"evaluate_alignment", "evaluate_captioner", *REGION_STAGES},
     "evaluate_alignment": {"evaluate_captioner"},
-    "train_captioner": {"evaluate_captioner"},
+    "train_captioner": {"evaluate_captioner", "evaluate_region_captioner"},
     "evaluate_captioner": set(),
+    "region_snippets": {"train_region_captioner", "evaluate_region_captioner"},
+    "train_region_captioner": {"evaluate_region_captioner"},
+    "evaluate_region_captioner": set(),
 }
 
 
@@ -53,7 +61,9 @@ def out_of_date(root: Path) -> set[str]:
 def test_repro_produces_every_output(project: Path) -> None:
     for path in ("data/dataset/dataset.json", "data/prepro/labels.h5", "models/region_cnn.pt", "data/regions/regions.h5",
                  "models/alignment.pt", "models/captioner.pt", "metrics/alignment.json", "metrics/captioning.json",
-                 "data/eval/captions.json", "data/eval/snippets.json", "reports/index.html"):
+                 "data/eval/captions.json", "data/eval/snippets.json", "reports/index.html",
+                 "data/region_snippets/labels.h5", "data/region_snippets/index.json", "models/region_captioner.pt",
+                 "metrics/region_captioning.json", "data/eval/region_descriptions.json"):
         assert (project / path).is_file(), path
     metrics = json.loads(dvc(project, "metrics", "show", "--json").stdout)
     assert metrics, "dvc metrics show found no metrics"
@@ -102,8 +112,9 @@ def test_a_param_the_backbone_ignores_reruns_nothing(project: Path, ignored: dic
 @pytest.mark.parametrize(
     ("module", "stages"),
     [
-        ("src/dvsa/caption/decode.py", {"train_captioner", "evaluate_captioner"}),
-        ("src/dvsa/align/snippets.py", {"evaluate_alignment"}),
+        ("src/dvsa/caption/decode.py", {"train_captioner", "evaluate_captioner", "train_region_captioner",
+                                        "evaluate_region_captioner"}),
+        ("src/dvsa/align/snippets.py", {"evaluate_alignment", "region_snippets"}),
         ("src/dvsa/data/prepro.py", {"preprocess"}),
     ],
 )

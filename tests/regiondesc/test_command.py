@@ -30,10 +30,16 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     model = Captioner(len(VOCAB), 24 + GEOMETRY_DIM, "whole", "lstm", rnn_size=8, input_encoding_size=8, att_size=8)
     with torch.no_grad():
         model.logit.bias.copy_(torch.tensor([-5.0, 3.0, 2.0, 1.0]))
-    save_checkpoint(root / "region.pt", {
-        "state_dict": model.state_dict(), "config": model.config, "params": {"region_geometry": True},
-        "vocab": {str(k): w for k, w in VOCAB.items()}, "max_length": 4,
-    })
+    save_checkpoint(
+        root / "region.pt",
+        {
+            "state_dict": model.state_dict(),
+            "config": model.config,
+            "params": {"region_geometry": True},
+            "vocab": {str(k): w for k, w in VOCAB.items()},
+            "max_length": 4,
+        },
+    )
     rng = np.random.default_rng(0)
     Image.fromarray(rng.integers(0, 255, (40, 50, 3), dtype=np.uint8)).save(root / "a.png")
     (root / "broken.png").write_bytes(b"not a PNG")
@@ -41,10 +47,14 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 def run(files: dict[str, Path], *extra: str) -> int:
-    return main(["describe", *extra, "--model", str(files["model"]), "--region-cnn", str(files["cnn"]), "--min-score", "0"])
+    return main(
+        ["describe", *extra, "--model", str(files["model"]), "--region-cnn", str(files["cnn"]), "--min-score", "0"]
+    )
 
 
-def test_json_lists_each_detection_with_a_description(files: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
+def test_json_lists_each_detection_with_a_description(
+    files: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
     figure = files["root"] / "out.png"
     assert run(files, str(files["image"]), "--json", "--figure", str(figure)) == 0
     [result] = json.loads(capsys.readouterr().out)

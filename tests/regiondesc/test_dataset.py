@@ -62,7 +62,11 @@ def test_snippets_grouped_by_image_and_region(tmp_path: Path) -> None:
     lab = out.labels
     assert lab.label_start_ix.tolist() == [1, 4, 5] and lab.label_end_ix.tolist() == [3, 4, 5]
     assert lab.labels.shape == (5, 4)
-    assert lab.labels[:3].tolist() == [[*ids("a red circle"), 0], [*ids("red circle"), 0, 0], list(ids("a red circle left"))]
+    assert lab.labels[:3].tolist() == [
+        [*ids("a red circle"), 0],
+        [*ids("red circle"), 0, 0],
+        list(ids("a red circle left")),
+    ]
     assert lab.label_length.tolist() == [3, 2, 4, 2, 3]
     assert [im["split"] for im in lab.images] == ["train", "val", "train"]
     assert [im["id"] for im in lab.images] == [0, 1, 2] and lab.images[0]["file_path"] == "0.png"
@@ -102,8 +106,13 @@ REGION_OF = {"a": 1, "red": 1, "circle": 1, "left": 0, "of": 0, "blue": 2, "squa
 
 def test_mrf_snippets_keep_content_segments_on_detected_regions(tmp_path: Path) -> None:
     with RegionWriter(tmp_path / "regions.h5", 1, 8) as w:
-        w.append(np.zeros((1, N_REGIONS, 8)), np.zeros((1, N_REGIONS, 4)), np.zeros((1, N_REGIONS)),
-                 np.array([4]), np.array([50]))
+        w.append(
+            np.zeros((1, N_REGIONS, 8)),
+            np.zeros((1, N_REGIONS, 4)),
+            np.zeros((1, N_REGIONS)),
+            np.array([4]),
+            np.array([50]),
+        )
     labels = source_labels(["train"], [["there is a red circle left of a blue square"]])
     with RegionStore(tmp_path / "regions.h5") as store:
         got = mrf_snippets(OneHotModel(), labels, store, np.array([0]), beta=0.1, max_words=6)  # type: ignore[arg-type]

@@ -69,7 +69,9 @@ def test_truth_judges_each_phrase_against_its_own_object() -> None:
         RegionItem(0, 1, [0, 0, 1, 1], {"color": "red", "shape": "circle", "size": "large", "box": [0, 0, 1, 1]}),
         RegionItem(0, 2, [0, 0, 1, 1], {"color": "blue", "shape": "star", "size": "small", "box": [0, 0, 1, 1]}),
     ]
-    truth = truth_table(items, {"good": ["a big red disc", "the blue star"], "swapped": ["a blue star", "a red circle"]})
+    truth = truth_table(
+        items, {"good": ["a big red disc", "the blue star"], "swapped": ["a blue star", "a red circle"]}
+    )
     assert truth["good"]["mention_precision"] == 1.0 and truth["good"]["phrases_true"] == 1.0
     assert truth["swapped"]["mention_precision"] == 0.0
 
@@ -78,12 +80,21 @@ def test_region_captioner_trains_on_one_region_per_row(tmp_path: Path) -> None:
     paths = write_toy(tmp_path)
     labels = read_labels(paths["labels"], paths["vocab"])
     n = len(labels.images)
-    params = CaptionerParams(rnn_size=16, input_encoding_size=16, att_size=8, batch_size=8, max_iters=4, val_every=2,
-                             val_images=4)
+    params = CaptionerParams(
+        rnn_size=16, input_encoding_size=16, att_size=8, batch_size=8, max_iters=4, val_every=2, val_images=4
+    )
     with RegionStore(paths["regions"]) as store:
         # the "images" of labels are region 0 of the toy images, listed in reverse: rows no longer match regions.h5
         features = OneRegion(CachedFeatures(store, True), np.arange(n)[::-1].copy(), np.zeros(n, dtype=np.int64))
         reversed_labels = type(labels)(**{**labels.__dict__, "images": labels.images[::-1]})
-        summary = train_captioner(params, reversed_labels, store, tmp_path / "m.pt", tmp_path / "r.pt",
-                                  tmp_path / "logs", features=features, progress=False)
+        summary = train_captioner(
+            params,
+            reversed_labels,
+            store,
+            tmp_path / "m.pt",
+            tmp_path / "r.pt",
+            tmp_path / "logs",
+            features=features,
+            progress=False,
+        )
     assert summary["iteration"] in (2, 4) and (tmp_path / "m.pt").is_file()

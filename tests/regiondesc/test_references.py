@@ -70,8 +70,19 @@ def test_only_the_generator_and_the_evaluation_name_the_key() -> None:
         for p in (REPO / folder).rglob("*.py")
         if pattern.search(p.read_text(encoding="utf-8"))
     }
-    assert naming == {"src/dvsa/data/shapes_references.py", "src/dvsa/data/shapes.py", "src/dvsa/regiondesc/references.py"}
-    for stage in ("preprocess", "region_cnn", "regions", "train_alignment", "train_captioner", "region_snippets",
-                  "train_region_captioner"):
+    assert naming == {
+        "src/dvsa/data/shapes_references.py",
+        "src/dvsa/data/shapes.py",
+        "src/dvsa/regiondesc/references.py",
+    }
+    for stage in (
+        "preprocess",
+        "region_cnn",
+        "regions",
+        "train_alignment",
+        "train_captioner",
+        "region_snippets",
+        "train_region_captioner",
+    ):
         text = Path(REPO / "stages" / f"{stage}.py").read_text(encoding="utf-8")
         assert "regiondesc.references" not in text and "shapes_references" not in text

@@ -29,7 +29,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[
     p.add_argument("images", nargs="+", metavar="IMAGE", help="image files (any size, mode or format PIL reads)")
     p.add_argument("--model", default="models/region_captioner.pt", help="region captioner (default: %(default)s)")
     p.add_argument("--region-cnn", default="models/region_cnn.pt", help="region CNN (default: %(default)s)")
-    p.add_argument("--min-score", type=float, default=0.5, help="detections scored lower are left out (default: %(default)s)")
+    p.add_argument(
+        "--min-score", type=float, default=0.5, help="detections scored lower are left out (default: %(default)s)"
+    )
     p.add_argument("--beam-size", type=int, default=3, help="beam width (default: %(default)s)")
     p.add_argument("--max-length", type=int, default=8, help="length cap in words (default: %(default)s)")
     p.add_argument("--json", action="store_true", help="print a JSON list of {image, regions}")
@@ -76,14 +78,21 @@ def run(args: argparse.Namespace) -> int:
         regions = []
         if keep:
             one = feats[0, keep][:, None]  # (K, 1, D): each region as a 1-region image
-            decoded, _ = beam_search(model, one, torch.ones(len(keep), 1, dtype=torch.bool), args.beam_size, args.max_length)
+            decoded, _ = beam_search(
+                model, one, torch.ones(len(keep), 1, dtype=torch.bool), args.beam_size, args.max_length
+            )
             for k, seq in zip(keep, decoded.seqs):
                 box = [round(float(c), 1) for c in r.boxes[0, k]]
-                regions.append({"box": box, "score": round(float(r.scores[0, k]), 3), "description": decode(seq.tolist(), vocab)})
+                regions.append(
+                    {"box": box, "score": round(float(r.scores[0, k]), 3), "description": decode(seq.tolist(), vocab)}
+                )
         results.append({"image": path, "regions": regions})
         if not args.json:
             for reg in regions:
-                print(f"{path}\t{','.join(f'{c:g}' for c in reg['box'])}\t{reg['score']:.3f}\t{reg['description']}", flush=True)
+                print(
+                    f"{path}\t{','.join(f'{c:g}' for c in reg['box'])}\t{reg['score']:.3f}\t{reg['description']}",
+                    flush=True,
+                )
         if args.figure is not None:
             out = figure_path(args.figure, path, len(args.images) > 1)
             region_figure(image, [g["box"] for g in regions], [g["description"] for g in regions]).save(out)

@@ -47,12 +47,14 @@ def region_phrase_dataset(
     for k, (row, region) in enumerate(keys):
         info = source.images[row]
         images.append({"split": info["split"], "id": k, "file_path": info.get("file_path", "")})
-        index.append({
-            "image_row": row,
-            "region": region,
-            "image_id": info["id"],
-            "box": [round(float(c), 2) for c in boxes[row, region]],
-        })
+        index.append(
+            {
+                "image_row": row,
+                "region": region,
+                "image_id": info["id"],
+                "box": [round(float(c), 2) for c in boxes[row, region]],
+            }
+        )
     labels = Labels(
         labels=array,
         label_start_ix=(ends - counts + 1).astype(np.uint32),

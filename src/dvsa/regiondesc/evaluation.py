@@ -30,7 +30,9 @@ SYSTEMS = ("region_model", "full_frame", "nn_baseline", "human")
 METRICS = ("Bleu_1", "Bleu_2", "Bleu_3", "Bleu_4", "METEOR", "ROUGE_L", "CIDEr")
 
 
-def describe(model: Captioner, source: FeatureSource, n: int, vocab: dict[int, str], p: EvaluateRegionParams) -> list[str]:
+def describe(
+    model: Captioner, source: FeatureSource, n: int, vocab: dict[int, str], p: EvaluateRegionParams
+) -> list[str]:
     """A description of each of the `n` rows of `source` (one region each)."""
     seqs = caption_rows(model, source, np.arange(n), p.method, p.max_length, p.beam_size, batch_size=p.batch_size).seqs
     return [decode(s, vocab) for s in seqs]
@@ -44,7 +46,12 @@ def _unit_feats(source: FeatureSource, n: int, chunk: int) -> np.ndarray:
 
 
 def nearest_snippets(
-    queries: FeatureSource, n_queries: int, pool: FeatureSource, phrases: Labels, pool_rows: np.ndarray, chunk: int = 256
+    queries: FeatureSource,
+    n_queries: int,
+    pool: FeatureSource,
+    phrases: Labels,
+    pool_rows: np.ndarray,
+    chunk: int = 256,
 ) -> list[str]:
     """For each query region, the consensus snippet of the pool region (rows `pool_rows` of the region-phrase
     dataset `phrases`, read through `pool`) whose fc7 is nearest by cosine; ties go to the earlier pool row."""

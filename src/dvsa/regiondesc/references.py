@@ -30,7 +30,9 @@ class RegionItem:
     references: list[str] = field(default_factory=list)  # the object's descriptions
 
 
-def regions_to_describe(images: list[dict[str, Any]], store: RegionStore, rows: np.ndarray, iou_threshold: float) -> list[RegionItem]:
+def regions_to_describe(
+    images: list[dict[str, Any]], store: RegionStore, rows: np.ndarray, iou_threshold: float
+) -> list[RegionItem]:
     """The regions of images `rows` to describe, in row order (per image: in the objects' order, or in the
     detections' order on data without true objects)."""
     out: list[RegionItem] = []

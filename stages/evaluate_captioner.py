@@ -16,6 +16,7 @@ from dvsa.caption.checkpoint import load_captioner
 from dvsa.caption.cnn import checkpoint_source
 from dvsa.data.dataset import load_dataset
 from dvsa.data.labels import read_labels
+from dvsa.device import load_compute, resolve_device
 from dvsa.evaluate.captioning import check_compatible, evaluate_captions
 from dvsa.evaluate.config import EvaluateCaptioningParams
 from dvsa.evaluate.report import write_report
@@ -42,11 +43,15 @@ REGION_CNN = "models/region_cnn.pt"
 
 def main() -> None:
     params = load_params(EvaluateCaptioningParams, "evaluate.captioning")
+    device = resolve_device(load_compute())
     model, vocab, ckpt = load_captioner(MODEL)
+    model.to(device)
     labels = read_labels(LABELS, VOCAB)
     dataset = load_dataset(DATASET)
     with RegionStore(REGIONS) as store:
-        source = checkpoint_source(ckpt, store, REGION_CNN, lambda: [r.path for r in image_records(dataset, DATASET)])
+        source = checkpoint_source(
+            ckpt, store, REGION_CNN, lambda: [r.path for r in image_records(dataset, DATASET)], device
+        )
         check_compatible(model, vocab, labels, store, MODEL, source.dim)
         ev = evaluate_captions(model, labels, store, dataset, params, source)
         boxes = store.boxes

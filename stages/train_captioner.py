@@ -12,6 +12,7 @@ from dvsa.caption.config import CaptionerParams
 from dvsa.caption.train import train_captioner
 from dvsa.data.dataset import load_dataset
 from dvsa.data.labels import read_labels
+from dvsa.device import load_compute, resolve_device
 from dvsa.params import load_params
 from dvsa.regions.checkpoint import load_region_cnn
 from dvsa.regions.data import image_records
@@ -25,6 +26,7 @@ DATASET, REGION_CNN = "data/dataset/dataset.json", "models/region_cnn.pt"
 
 def main() -> None:
     params = load_params(CaptionerParams, "captioner")
+    device = resolve_device(load_compute())
     labels = read_labels(LABELS, VOCAB)
     cnn, paths, inputs = None, None, ""
     if params.finetune_cnn_after >= 0:
@@ -42,6 +44,7 @@ def main() -> None:
             inputs=inputs,
             cnn=cnn,
             image_paths=paths,
+            device=device,
         )
     val = summary["val"]
     print(

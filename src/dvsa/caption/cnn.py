@@ -73,7 +73,7 @@ class CaptionCNN(nn.Module):
         rois = []
         for i, b in enumerate(boxes):
             sx, sy = prepared.scale(i)
-            rois.append(scale_boxes(b, 1 / sx, 1 / sy))
+            rois.append(scale_boxes(b, 1 / sx, 1 / sy).to(self.net.device))
         return self.net.encode(fmaps, rois)
 
 
@@ -130,20 +130,25 @@ class PixelFeatures:
                 image, b = augment(image, b, rng, self.crop, self.brightness)
             images.append(image)
             boxes.append(torch.from_numpy(b))
-        flat = self.cnn(images, boxes)  # (sum n, D)
-        mask = torch.from_numpy(self.store.mask(rows))  # (B, R)
+        flat = self.cnn(images, boxes)  # (sum n, D), on the CNN's device
+        mask = torch.from_numpy(self.store.mask(rows)).to(flat.device)  # (B, R)
         feats = flat.new_zeros(mask.shape + (flat.shape[1],))  # (B, R, D)
         feats[mask] = flat
         if self.geometry:
             padded = torch.zeros(mask.shape + (4,))  # (B, R, 4)
             for i, b in enumerate(boxes):
                 padded[i, : len(b)] = b
-            feats = with_geometry(feats, padded, torch.from_numpy(self.store.scores[rows]), mask)
+            scores = torch.from_numpy(self.store.scores[rows])
+            feats = with_geometry(feats, padded.to(flat.device), scores.to(flat.device), mask)
         return feats, mask
 
 
 def checkpoint_source(
-    ckpt: dict[str, Any], store: RegionStore, region_cnn: str | Path, image_paths: Callable[[], Sequence[Path]]
+    ckpt: dict[str, Any],
+    store: RegionStore,
+    region_cnn: str | Path,
+    image_paths: Callable[[], Sequence[Path]],
+    device: torch.device | None = None,
 ) -> CachedFeatures | PixelFeatures:
     """The features a trained captioner reads (its checkpoint dict `ckpt`): the cached ones of `store`, or,
     when it finetuned its CNN, the region CNN of `region_cnn` with the finetuned encoder on the images
@@ -153,4 +158,4 @@ def checkpoint_source(
         return CachedFeatures(store, geometry)
     cnn = CaptionCNN(load_region_cnn(region_cnn))
     cnn.load_encoder_state_dict(ckpt["cnn"])
-    return PixelFeatures(cnn.eval(), image_paths(), store, geometry)
+    return PixelFeatures(cnn.to(device or torch.device("cpu")).eval(), image_paths(), store, geometry)

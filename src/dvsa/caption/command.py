@@ -18,6 +18,7 @@ from dvsa.caption.decode import beam_search
 from dvsa.caption.features import GEOMETRY_DIM, with_geometry
 from dvsa.data.images import load_rgb
 from dvsa.data.vocab import decode
+from dvsa.device import ComputeParams, resolve_device
 from dvsa.errors import InputError
 
 
@@ -30,6 +31,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[
     p.add_argument("--max-length", type=int, default=16, help="length cap in words (default: %(default)s)")
     p.add_argument("--batch-size", type=int, default=8, help="images per forward pass (default: %(default)s)")
     p.add_argument("--json", action="store_true", help="print a JSON list of {image, caption}")
+    p.add_argument(
+        "--device", choices=["auto", "cpu", "cuda"], default="auto", help="as compute.device (default: %(default)s)"
+    )
     p.set_defaults(run=run)
 
 
@@ -40,8 +44,10 @@ def run(args: argparse.Namespace) -> int:
     for name in ("beam_size", "max_length", "batch_size"):
         if getattr(args, name) < 1:
             raise InputError(f"--{name.replace('_', '-')}: must be >= 1, got {getattr(args, name)}")
+    device = resolve_device(ComputeParams(device=args.device))
     captioner, vocab, ckpt = load_captioner(args.model)
-    region_cnn = load_region_cnn(args.region_cnn)
+    captioner.to(device)
+    region_cnn = load_region_cnn(args.region_cnn, device)
     geometry = bool(ckpt["params"].get("region_geometry", False))
     feat_dim = region_cnn.fc7_dim + (GEOMETRY_DIM if geometry else 0)
     if captioner.config["feat_dim"] != feat_dim:
@@ -51,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
         )
     tuned = None
     if "cnn" in ckpt:  # the captioner's finetuned encoder on the detector's boxes
-        tuned = CaptionCNN(load_region_cnn(args.region_cnn))
+        tuned = CaptionCNN(load_region_cnn(args.region_cnn, device))
         tuned.load_encoder_state_dict(ckpt["cnn"])
         tuned.eval()
     failed = 0
@@ -64,15 +70,17 @@ def run(args: argparse.Namespace) -> int:
         images = [im for _, im in pending]
         regions = extract_regions(region_cnn, images)
         mask = torch.arange(regions.feats.shape[1])[None, :] < torch.from_numpy(regions.n_regions)[:, None]  # (B, R)
-        feats, boxes = torch.from_numpy(regions.feats), torch.from_numpy(regions.boxes)  # (B, R, D), (B, R, 4)
+        mask = mask.to(device)
+        feats = torch.from_numpy(regions.feats).to(device)  # (B, R, D)
+        boxes = torch.from_numpy(regions.boxes).to(device)  # (B, R, 4)
         if tuned is not None:
             with torch.no_grad():
                 feats = feats.clone()
                 feats[mask] = tuned(images, [b[:n] for b, n in zip(boxes, regions.n_regions)])
         if geometry:
-            feats = with_geometry(feats, boxes, torch.from_numpy(regions.scores), mask)
+            feats = with_geometry(feats, boxes, torch.from_numpy(regions.scores).to(device), mask)
         decoded, _ = beam_search(captioner, feats, mask, args.beam_size, args.max_length)
-        for (path, _), seq in zip(pending, decoded.seqs):
+        for (path, _), seq in zip(pending, decoded.seqs.cpu()):
             caption = decode(seq.tolist(), vocab)
             results.append({"image": path, "caption": caption})
             if not args.json:

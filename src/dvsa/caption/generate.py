@@ -22,6 +22,10 @@ class Captions:
     attention: np.ndarray | None  # (N, T, R) float32: the attention of the step that emitted each word
 
 
+def model_device(model: torch.nn.Module) -> torch.device:
+    return next(model.parameters()).device
+
+
 def caption_rows(
     model: Captioner,
     source: FeatureSource,
@@ -36,20 +40,22 @@ def caption_rows(
 ) -> Captions:
     """Word sequences for rows `rows` of the dataset, decoded from their region features."""
     model.eval()
+    device = model_device(model)
     rows = np.asarray(rows, dtype=np.int64)
     seqs = np.zeros((len(rows), max_length), dtype=np.int64)
     attention = None
-    generator = torch.Generator().manual_seed(seed)
+    generator = torch.Generator(device=device).manual_seed(seed)
     starts = range(0, len(rows), batch_size)
     for s in tqdm(starts, desc=f"caption ({method})", unit="batch", disable=not progress):
         with torch.no_grad():
             feats, mask = source(rows[s : s + batch_size])  # (B, R, D), (B, R)
+        feats, mask = feats.to(device), mask.to(device)
         out = decode_batch(model, feats, mask, method, max_length, beam_size, temperature, generator)
-        seqs[s : s + len(feats)] = out.seqs.numpy()
+        seqs[s : s + len(feats)] = out.seqs.cpu().numpy()
         if out.attention is not None:
             if attention is None:
                 attention = np.zeros((len(rows), max_length, feats.shape[1]), dtype=np.float32)
-            attention[s : s + len(feats)] = out.attention.numpy()
+            attention[s : s + len(feats)] = out.attention.cpu().numpy()
     return Captions(seqs, attention)
 
 
@@ -59,16 +65,19 @@ def perplexity(
 ) -> float:
     """exp of the mean per-token negative log-likelihood (words and END) of every caption of `rows`."""
     model.eval()
+    device = model_device(model)
     total, tokens = 0.0, 0
     rows = np.asarray(rows, dtype=np.int64)
     for s in range(0, len(rows), batch_size):
         chunk = rows[s : s + batch_size]
         feats, mask = source(chunk)  # (B, R, D), (B, R)
+        feats, mask = feats.to(device), mask.to(device)
         owner = torch.from_numpy(
             np.concatenate([np.full(len(labels.captions(int(i))), k) for k, i in enumerate(chunk)])
         )
         caps = torch.from_numpy(np.concatenate([labels.captions(int(i)) for i in chunk]).astype(np.int64))  # (M, L)
         caps = caps[:, : max(int((caps > 0).sum(1).max()), 1)]
+        owner, caps = owner.to(device), caps.to(device)
         logprobs = model(feats[owner], mask[owner], caps, seq_per_img=1)  # (M, L + 1, V + 1)
         n = int(((caps > 0).sum(1) + 1).sum())
         total += float(language_model_criterion(logprobs, caps)) * n

@@ -40,8 +40,8 @@ from dvsa.caption.features import CachedFeatures, FeatureSource, feature_stats
 from dvsa.caption.generate import caption_rows, perplexity
 from dvsa.caption.model import Captioner, language_model_criterion
 from dvsa.data.labels import Labels
-from dvsa.data.rows import check_rows
 from dvsa.data.loader import CaptionBatch, iterate_batches
+from dvsa.data.rows import check_rows
 from dvsa.data.vocab import decode
 from dvsa.errors import InputError, TrainingError
 from dvsa.evaluate.coco import coco_scores
@@ -53,6 +53,7 @@ from dvsa.train.schedule import halving_lr, set_lr
 from dvsa.train.state import ResumeKey, data_fingerprint, digest, load_resume, save_resume
 
 LOG_EVERY = 10  # iterations per logged train-loss point (their mean)
+CPU = torch.device("cpu")
 
 
 RESUME_FORMAT = "dvsa.captioner.resume/1"
@@ -60,7 +61,9 @@ RESUME_FORMAT = "dvsa.captioner.resume/1"
 
 def learning_rate(params: CaptionerParams, iteration: int) -> float:
     """The LM's learning rate at `iteration`: eps0 * 2^(-(i - i0) / T) after i0 = learning_rate_decay_start."""
-    return halving_lr(params.learning_rate, iteration, params.learning_rate_decay_start, params.learning_rate_decay_every)
+    return halving_lr(
+        params.learning_rate, iteration, params.learning_rate_decay_start, params.learning_rate_decay_every
+    )
 
 
 @dataclass
@@ -152,7 +155,16 @@ class EncoderWeights:
         self.cnn.load_encoder_state_dict(state)
 
 
-def make_protos(params: CaptionerParams, vocab_size: int, feat_dim: int, cnn: CaptionCNN | None) -> Protos:
+def make_protos(
+    params: CaptionerParams,
+    vocab_size: int,
+    feat_dim: int,
+    cnn: CaptionCNN | None,
+    device: torch.device = CPU,
+) -> Protos:
+    """The LM and (when given) the CNN on `device`, each with its Adam."""
+    if cnn is not None:
+        cnn.to(device)
     lm = Captioner(
         vocab_size=vocab_size,
         feat_dim=feat_dim,
@@ -163,9 +175,12 @@ def make_protos(params: CaptionerParams, vocab_size: int, feat_dim: int, cnn: Ca
         input_encoding_size=params.input_encoding_size,
         att_size=params.att_size,
         drop_prob_lm=params.drop_prob_lm,
-    )
+    ).to(device)
     lm_optim = torch.optim.Adam(
-        lm.parameters(), lr=params.learning_rate, betas=(params.optim_alpha, params.optim_beta), eps=params.optim_epsilon
+        lm.parameters(),
+        lr=params.learning_rate,
+        betas=(params.optim_alpha, params.optim_beta),
+        eps=params.optim_epsilon,
     )
     cnn_optim = None
     if cnn is not None:
@@ -193,7 +208,9 @@ def l2_and_clamp(parameters: list[torch.nn.Parameter], weight_decay: float, grad
         p.grad.clamp_(-grad_clip, grad_clip)
 
 
-def train_step(protos: Protos, source: FeatureSource, batch: CaptionBatch, params: CaptionerParams, iteration: int) -> float:
+def train_step(
+    protos: Protos, source: FeatureSource, batch: CaptionBatch, params: CaptionerParams, iteration: int
+) -> float:
     """One iteration of train.lua's lossFun + update: the CNN forward (backward only once finetuning), the
     LM forward / backward, L2 + clamp, and each optimizer at its decayed learning rate. Returns the loss."""
     lm, cnn = protos.lm, protos.cnn
@@ -201,12 +218,14 @@ def train_step(protos: Protos, source: FeatureSource, batch: CaptionBatch, param
     if cnn is not None:
         cnn.train(tune)
     rng = np.random.default_rng([params.seed, iteration]) if cnn is not None else None  # augmentation
+    device = lm.logit.weight.device
     with torch.set_grad_enabled(tune):
         feats, mask = source(batch.image_ix, rng)  # (B, R, D), (B, R)
+    feats, mask = feats.to(device), mask.to(device)
     if tune:
         lm.feat_norm.track(feats.detach(), mask, params.feat_norm_momentum)
     length = max(int(batch.lengths.max()), 1)
-    caps = torch.from_numpy(batch.labels[:, :length])  # (B * S, L')
+    caps = torch.from_numpy(batch.labels[:, :length]).to(device)  # (B * S, L')
     loss = language_model_criterion(lm(feats, mask, caps, params.seq_per_img), caps)
     value = float(loss.detach())
     if not math.isfinite(value):
@@ -236,6 +255,7 @@ def train_captioner(
     inputs: str = "",
     cnn: CaptionCNN | None = None,
     image_paths: list[Path] | None = None,
+    device: torch.device = CPU,
     on_iteration: Callable[[int], None] | None = None,
     progress: bool = True,
     features: FeatureSource | None = None,
@@ -260,7 +280,7 @@ def train_captioner(
         torch.set_num_threads(params.threads)
     torch.manual_seed(params.seed)
     cached = features if features is not None else CachedFeatures(store, params.region_geometry)
-    protos = make_protos(params, labels.vocab_size, cached.dim, cnn)
+    protos = make_protos(params, labels.vocab_size, cached.dim, cnn, device)
     model = protos.lm
     if params.feat_norm == "standardize":
         model.feat_norm.set(*feature_stats(cached, labels.split_indices("train"), whole=params.image == "whole"))
@@ -287,9 +307,7 @@ def train_captioner(
 
     batches = EpochBatches(labels, params)
     model.train()
-    bar = tqdm(
-        total=params.max_iters, initial=st.iteration, desc="train captioner", unit="it", disable=not progress
-    )
+    bar = tqdm(total=params.max_iters, initial=st.iteration, desc="train captioner", unit="it", disable=not progress)
     try:
         with interrupt_requests() as interrupted:
             while st.iteration < params.max_iters:

@@ -15,6 +15,7 @@ from dvsa.align.evaluation import evaluate, grounding, snippets_json, write_figu
 from dvsa.align.train import load_model
 from dvsa.data.dataset import load_dataset
 from dvsa.data.labels import read_labels
+from dvsa.device import load_compute, resolve_device
 from dvsa.errors import InputError
 from dvsa.io import atomic_path, write_json
 from dvsa.metrics import write_metrics
@@ -34,6 +35,7 @@ SUMMARY = [f"{d}.{k}" for d in ("annotation", "search") for k in ("r1", "r5", "r
 def main() -> None:
     params = load_params(EvaluateAlignmentParams, "evaluate.alignment")
     model, model_params, vocab = load_model(MODEL)
+    model.to(resolve_device(load_compute()))
     labels = read_labels(LABELS, VOCAB)
     if vocab != labels.ix_to_word:
         raise InputError(f"{MODEL}: built with another vocabulary than {VOCAB} (rerun `dvc repro train_alignment`)")

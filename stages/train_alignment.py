@@ -12,6 +12,7 @@ from dvsa.align.config import AlignmentParams
 from dvsa.align.encode import check_inputs
 from dvsa.align.train import save_model, train
 from dvsa.data.labels import read_labels
+from dvsa.device import load_compute, resolve_device
 from dvsa.params import load_params
 from dvsa.regions.store import RegionStore
 from dvsa.stage import run_stage
@@ -27,7 +28,7 @@ def main() -> None:
     start = time.perf_counter()
     with RegionStore(REGIONS) as store:
         check_inputs(labels, store, REGIONS)
-        _, state = train(labels, store, params, RESUME, LIVE_DIR)
+        _, state = train(labels, store, params, RESUME, LIVE_DIR, device=resolve_device(load_compute()))
         save_model(MODEL, state, params, labels, store.dim)
     print(
         f"wrote {MODEL}: epoch {state.best_epoch} of {state.epoch} (best val R@K sum {state.best_rsum:.1f}) "

@@ -61,24 +61,25 @@ def split_sentences(labels: Labels, image_ix: np.ndarray) -> SplitSentences:
 def embed_images(
     model: AlignmentModel, store: RegionStore, image_ix: np.ndarray, batch_size: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """v (K, R, h) and the region mask (K, R) of images `image_ix`, read from `store` a batch at a time."""
+    """v (K, R, h) and the region mask (K, R) of images `image_ix`, read from `store` a batch at a time
+    (embedded on the model's device, returned on the CPU)."""
     vs, masks = [], []
     for start in range(0, len(image_ix), batch_size):
         feats, mask = region_tensors(store, image_ix[start : start + batch_size])
-        vs.append(model.embed_images(feats, mask))
+        vs.append(model.embed_images(feats, mask).cpu())
         masks.append(mask)
     return torch.cat(vs), torch.cat(masks)
 
 
 @torch.no_grad()
 def embed_sentences(model: AlignmentModel, words: np.ndarray, batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """s (L, T, h) and the word mask (L, T), T = the longest sentence."""
+    """s (L, T, h) and the word mask (L, T), T = the longest sentence (on the CPU)."""
     t = trim(words).shape[1]
     ss, masks = [], []
     for start in range(0, len(words), batch_size):
         s, mask = model.embed_sentences(torch.from_numpy(words[start : start + batch_size, :t]))
-        ss.append(s)
-        masks.append(mask)
+        ss.append(s.cpu())
+        masks.append(mask.cpu())
     return torch.cat(ss), torch.cat(masks)
 
 

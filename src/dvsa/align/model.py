@@ -86,10 +86,14 @@ class AlignmentModel(nn.Module):
         self.regions = RegionEmbedding(feat_dim, p.hidden_size, p.dropout, p.feat_norm)
         self.brnn = BRNN(vocab_size, p.word_embedding_size, p.hidden_size, p.dropout)
 
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
     def embed_images(self, feats: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """(B, R, D), (B, R) -> v (B, R, h)."""
-        return self.regions(feats, mask)
+        """(B, R, D), (B, R) -> v (B, R, h), on the model's device (the inputs are moved there)."""
+        return self.regions(feats.to(self.device), mask.to(self.device))
 
     def embed_sentences(self, words: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(B, T) -> s (B, T, h), word mask (B, T)."""
-        return self.brnn(words)
+        """(B, T) -> s (B, T, h), word mask (B, T), on the model's device (the words are moved there)."""
+        return self.brnn(words.to(self.device))

@@ -8,7 +8,6 @@ uninterrupted run would have reached.
 
 from __future__ import annotations
 
-import copy
 import math
 import os
 from collections.abc import Callable
@@ -66,7 +65,7 @@ def batch_loss(
     feats, mask = region_tensors(store, image_ix)  # (B, R, D), (B, R)
     v = model.embed_images(feats, mask)  # (B, R, h)
     s, wmask = model.embed_sentences(trim(words))  # (B*S, T, h), (B*S, T)
-    scores = image_sentence_scores(v, mask, s, wmask, p.score)  # (B, B*S); sentence b*S + j is of image b
+    scores = image_sentence_scores(v, mask.to(v.device), s, wmask, p.score)  # (B, B*S); sentence b*S + j: image b
     total = sum(ranking_loss(scores[:, j :: p.seq_per_img], p.margin) for j in range(p.seq_per_img))
     return total / scores.shape[1]
 
@@ -93,11 +92,13 @@ def train(
     live_dir: str | os.PathLike[str],
     stop_after: int | None = None,
     log: Callable[[str], None] = print,
+    device: torch.device | None = None,
 ) -> tuple[AlignmentModel, TrainState]:
     """Train (or resume) for `p.epochs` epochs; returns the model (last weights) and the final state.
 
     `stop_after` ends the run after that many epochs have been completed in total, as an interrupt would
-    (the resume file is left for the next run).
+    (the resume file is left for the next run). The model trains on `device` (default: the CPU); the weights
+    it keeps are CPU copies, so its files load anywhere.
     """
     if len(labels.split_indices("train")) < 2:
         raise InputError("labels.h5: the ranking loss needs at least 2 training images")
@@ -105,7 +106,7 @@ def train(
     if p.threads:
         torch.set_num_threads(p.threads)
     torch.manual_seed(p.seed)
-    model = AlignmentModel(labels.vocab_size, store.dim, p)
+    model = AlignmentModel(labels.vocab_size, store.dim, p).to(device or torch.device("cpu"))
     optimizer = make_optimizer(model, p)
     rng = np.random.default_rng(p.seed)
     state = TrainState()
@@ -123,7 +124,7 @@ def train(
         state.history.append(row)
         if row["val/rsum"] > state.best_rsum:
             state.best_rsum, state.best_epoch = row["val/rsum"], state.epoch
-            state.best_state_dict = copy.deepcopy(model.state_dict())
+            state.best_state_dict = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
         save_resume(resume_path, key, state, objects, rng)
         _log_row(live, row)
         log(
@@ -194,7 +195,7 @@ def load_model(path: str | os.PathLike[str]) -> tuple[AlignmentModel, AlignmentP
     if not p_path.is_file():
         raise InputError(f"{p_path}: file not found (run `dvc repro train_alignment`)")
     try:
-        ckpt = torch.load(p_path, weights_only=True)
+        ckpt = torch.load(p_path, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - torch raises many types for a bad file
         raise InputError(f"{p_path}: not a readable checkpoint ({type(e).__name__}: {e})") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != MODEL_FORMAT:

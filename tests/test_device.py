@@ -44,6 +44,7 @@ def test_autocast_and_pinned_memory_only_on_cuda(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: True)
     assert autocast_dtype(ComputeParams(autocast="bf16"), cuda) == torch.bfloat16 and pin_memory(cuda)
     assert autocast_dtype(ComputeParams(autocast="fp16"), cuda) == torch.float16
+    assert autocast_dtype(ComputeParams(), cuda) == torch.float16  # the default
     assert autocast_dtype(ComputeParams(autocast="off"), cuda) is None
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: False)  # e.g. a V100
     assert autocast_dtype(ComputeParams(autocast="bf16"), cuda) == torch.float16

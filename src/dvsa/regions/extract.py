@@ -172,6 +172,7 @@ def extract_shard(
         raise ParamsError(
             f"regions.feats_dtype: {records[first].path}: features are not finite in {feats_dtype} "
             "(beyond ±65504, or NaN); set regions.feats_dtype: float32"
+            + (" (and compute.autocast: off if it persists)" if amp is not None else "")
         )
     return Shard(
         start,

@@ -15,6 +15,7 @@ from dvsa.align.evaluation import evaluate, grounding, snippets_json, write_figu
 from dvsa.align.train import load_model
 from dvsa.data.dataset import load_dataset
 from dvsa.data.labels import read_labels
+from dvsa.data.rows import without_skipped
 from dvsa.device import load_compute, resolve_device
 from dvsa.errors import InputError
 from dvsa.io import atomic_path, write_json
@@ -44,6 +45,7 @@ def main() -> None:
         raise InputError(f"{DATASET}: {len(dataset['images'])} images but {VOCAB} lists {len(labels.images)}")
     with RegionStore(REGIONS) as store:
         check_inputs(labels, store, REGIONS)
+        labels = without_skipped(labels, store)
         results = evaluate(model, model_params.score, labels, store, params)
         metrics = results.metrics
         accuracy = grounding(results.sentences, store, dataset, params.iou_threshold)

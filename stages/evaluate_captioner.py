@@ -16,6 +16,7 @@ from dvsa.caption.checkpoint import load_captioner
 from dvsa.caption.cnn import checkpoint_source
 from dvsa.data.dataset import load_dataset
 from dvsa.data.labels import read_labels
+from dvsa.data.rows import without_skipped
 from dvsa.device import load_compute, resolve_device
 from dvsa.evaluate.captioning import check_compatible, evaluate_captions
 from dvsa.evaluate.config import EvaluateCaptioningParams
@@ -49,6 +50,7 @@ def main() -> None:
     labels = read_labels(LABELS, VOCAB)
     dataset = load_dataset(DATASET)
     with RegionStore(REGIONS) as store:
+        labels = without_skipped(labels, store)
         source = checkpoint_source(
             ckpt, store, REGION_CNN, lambda: [r.path for r in image_records(dataset, DATASET)], device
         )

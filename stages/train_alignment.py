@@ -12,6 +12,7 @@ from dvsa.align.config import AlignmentParams
 from dvsa.align.encode import check_inputs
 from dvsa.align.train import save_model, train
 from dvsa.data.labels import read_labels
+from dvsa.data.rows import without_skipped
 from dvsa.device import load_compute, resolve_device
 from dvsa.params import load_params
 from dvsa.regions.store import RegionStore
@@ -28,6 +29,7 @@ def main() -> None:
     start = time.perf_counter()
     with RegionStore(REGIONS) as store:
         check_inputs(labels, store, REGIONS)
+        labels = without_skipped(labels, store)
         _, state = train(labels, store, params, RESUME, LIVE_DIR, device=resolve_device(load_compute()))
         save_model(MODEL, state, params, labels, store.dim)
     print(

@@ -12,6 +12,7 @@ from dvsa.caption.config import CaptionerParams
 from dvsa.caption.train import train_captioner
 from dvsa.data.dataset import load_dataset
 from dvsa.data.labels import read_labels
+from dvsa.data.rows import without_skipped
 from dvsa.device import load_compute, resolve_device
 from dvsa.params import load_params
 from dvsa.regions.checkpoint import load_region_cnn
@@ -34,6 +35,7 @@ def main() -> None:
         paths = [r.path for r in image_records(load_dataset(DATASET), DATASET)]
         inputs = file_digest(REGION_CNN) + file_digest(DATASET)
     with RegionStore(REGIONS) as store:
+        labels = without_skipped(labels, store)
         summary = train_captioner(
             params,
             labels,

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from dvsa.data.labels import Labels
-from dvsa.data.rows import check_rows
+from dvsa.data.rows import check_rows, without_skipped
 from dvsa.errors import InputError
 from dvsa.regions.store import N_REGIONS, RegionStore, RegionWriter
 
@@ -54,3 +54,18 @@ def test_the_alignment_stages_check_rows_by_id(tmp_path: Path) -> None:
 
     with _store(tmp_path, [3, 4]) as store, pytest.raises(InputError, match="row 0 is image id 3 but"):
         check_inputs(_labels([4, 3]), store, "regions.h5")
+
+
+def test_skipped_images_leave_every_split(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    n = 4
+    with RegionWriter(tmp_path / "regions.h5", n, 2, "float32") as w:  # image 2 was skipped: no regions
+        w.append(np.zeros((n, N_REGIONS, 2)), np.zeros((n, N_REGIONS, 4)), np.zeros((n, N_REGIONS)),
+                 np.array([1, 1, 0, 1]), np.array([10, 11, 12, 13]))
+    labels = _labels([10, 11, 12, 13])
+    with RegionStore(tmp_path / "regions.h5") as store:
+        kept = without_skipped(labels, store)
+    assert kept.split_indices("train").tolist() == [0, 1, 3]
+    assert labels.split_indices("train").tolist() == [0, 1, 2, 3]  # the input is left as it was
+    assert "1 skipped image(s) left out of every split" in capsys.readouterr().out
+    with RegionStore(_store(tmp_path / "all", [10, 11, 12, 13]).path) as store:
+        assert without_skipped(labels, store) is labels

@@ -6,6 +6,8 @@ Both files name an image by the same id: the dataset's ``cocoid`` when it has on
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from dvsa.data.labels import Labels
@@ -34,3 +36,18 @@ def check_rows(labels: Labels, store: RegionStore, where: str = "regions.h5") ->
             f"{where}: row {i} is image id {int(store.image_id[i])} but labels.h5 row {i} is image id {int(ids[i])} "
             f"({len(bad)} rows differ; rerun `dvc repro regions`)"
         )
+
+
+SKIPPED = "skipped"  # the split of an image that regions.h5 has no regions for
+
+
+def without_skipped(labels: Labels, store: RegionStore) -> Labels:
+    """`labels` with the images regions.h5 skipped as unreadable (``regions.on_bad_image: skip``, n_regions 0)
+    moved out of their split, so that training, evaluation and baselines all leave them out alike."""
+    check_rows(labels, store, str(store.path))
+    skipped = set(np.flatnonzero(~store.usable()).tolist())
+    if not skipped:
+        return labels
+    print(f"{store.path}: {len(skipped)} skipped image(s) left out of every split")
+    images = [{**im, "split": SKIPPED} if i in skipped else im for i, im in enumerate(labels.images)]
+    return dataclasses.replace(labels, images=images)

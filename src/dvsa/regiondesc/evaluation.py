@@ -95,7 +95,7 @@ def truth_table(items: Sequence[RegionItem], descriptions: dict[str, list[str]])
         out[name] = {
             "mention_precision": s["mention_precision"],  # colour+shape precision
             "phrases_true": s["captions_true"],
-            "phrases_with_mention": s["n_mentions"] / max(s["n_captions"], 1),
+            "mentions_per_phrase": s["n_mentions"] / max(s["n_captions"], 1),
             "n_mentions": s["n_mentions"],
         }
     return out

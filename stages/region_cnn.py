@@ -64,7 +64,7 @@ def main() -> None:
 
         model, metrics = train_region_cnn(records, params, log, device)
     seconds = time.perf_counter() - start
-    save_region_cnn(model, params, MODEL, {"epochs": params.train.epochs, "seconds": seconds, "metrics": metrics})
+    save_region_cnn(model, params, MODEL, {"epochs": params.train.epochs, "metrics": metrics})
     print(
         f"region_cnn: {len(model.classes)} classes, {params.train.epochs} epochs in {seconds:.0f} s, "
         f"val object accuracy {metrics.get('val_object_accuracy', float('nan')):.3f} -> {MODEL}"

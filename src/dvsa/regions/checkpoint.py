@@ -1,7 +1,7 @@
 """models/region_cnn.pt: everything needed to rebuild the detector + encoder on new images.
 
 A dict of plain containers and tensors (``torch.load(weights_only=True)``): ``kind`` (shapes | pretrained),
-``params`` (the ``regions`` section that built it), ``training`` (epochs, seconds, last metrics; empty for
+``params`` (the ``regions`` section that built it), ``training`` (epochs, last metrics; empty for
 pretrained models) and either ``state_dict`` + ``classes`` (shapes, trained here) or ``backbone`` +
 ``weights`` (pretrained: the absolute path and sha256 of the torchvision files, which are not copied).
 """
@@ -16,7 +16,7 @@ from typing import Any
 import torch
 
 from dvsa.errors import InputError
-from dvsa.io import atomic_path
+from dvsa.io import save_torch
 from dvsa.params import from_mapping
 from dvsa.regions.config import RegionsParams
 from dvsa.regions.model import RegionCNN
@@ -30,8 +30,7 @@ def save_region_cnn(
     ckpt = {"kind": model.kind, "params": params.to_dict(), "training": training or {}, **model.checkpoint_extra()}
     if model.kind != "pretrained":  # pretrained weights stay in their files (referenced in checkpoint_extra)
         ckpt["state_dict"] = {k: v.cpu() for k, v in model.state_dict().items()}
-    with atomic_path(path) as tmp:
-        torch.save(ckpt, tmp)
+    save_torch(ckpt, path)  # the same checkpoint gives the same bytes (and the same hash in dvc.lock)
 
 
 def load_region_cnn(path: str | os.PathLike[str], device: torch.device | str | None = None) -> RegionCNN:

@@ -41,6 +41,7 @@ def test_train_then_evaluate(workdir: Path, monkeypatch: pytest.MonkeyPatch, cap
     stage("evaluate_captioner")()
     captions = json.loads((workdir / "data" / "eval" / "captions.json").read_text())
     assert [c["image_id"] for c in captions] == list(range(100 + 72, 100 + 88))  # the 16 test images
+    assert json.loads((workdir / "data" / "eval" / "captions_coco.json").read_text()) == captions
     summary = json.loads((workdir / "metrics" / "captioning.json").read_text())  # what experiments compare
     assert set(summary) == {"model", "nn_baseline"}  # the toy world has no true objects: no truth figures
     assert set(summary["model"]) == {"Bleu_4", "METEOR", "ROUGE_L", "CIDEr", "perplexity"}

@@ -5,7 +5,8 @@ A captioner that finetuned its CNN encodes the regions from pixels with its own 
 of models/region_cnn.pt with the finetuned encoder); otherwise the cached features of regions.h5 are used.
 
 Writes data/eval/captions.json ([{image_id, caption}]), data/eval/captions_coco.json (COCO's
-results format, for pycocotools' loadRes), metrics/captioning.json, reports/index.html and
+results format, for pycocotools' loadRes), data/eval/captions_per_image.csv (per-image scores),
+metrics/captioning.json, reports/index.html and
 reports/captioning/ (thumbnails); links the figures of reports/alignment/ when that stage made them.
 """
 
@@ -21,6 +22,7 @@ from dvsa.data.rows import without_skipped
 from dvsa.device import load_compute, resolve_device
 from dvsa.evaluate.captioning import check_compatible, evaluate_captions
 from dvsa.evaluate.coco_results import write_results
+from dvsa.evaluate.per_image import caption_table, write_table
 from dvsa.evaluate.config import EvaluateCaptioningParams
 from dvsa.evaluate.report import write_report
 from dvsa.io import write_json
@@ -33,6 +35,7 @@ from dvsa.stage import run_stage
 LABELS, VOCAB = "data/prepro/labels.h5", "data/prepro/vocab.json"
 REGIONS, DATASET, MODEL = "data/regions/regions.h5", "data/dataset/dataset.json", "models/captioner.pt"
 CAPTIONS, COCO_RESULTS = "data/eval/captions.json", "data/eval/captions_coco.json"
+PER_IMAGE = "data/eval/captions_per_image.csv"
 METRICS, DETAILS = "metrics/captioning.json", "metrics/details/captioning.json"
 # what experiments compare (metrics/captioning.json); the whole record goes to metrics/details/captioning.json
 SUMMARY = [f"model.{k}" for k in ("Bleu_4", "METEOR", "ROUGE_L", "CIDEr", "perplexity")] + [
@@ -62,6 +65,7 @@ def main() -> None:
         boxes = store.boxes
     write_json(CAPTIONS, [{"image_id": i, "caption": c} for i, c in zip(ev.image_ids, ev.captions)])
     write_results(COCO_RESULTS, dict(zip(ev.image_ids, ev.captions)))
+    write_table(PER_IMAGE, caption_table(ev, dataset))
     shown = write_report(REPORT, ev, dataset, params.report_images, FIGURES, boxes)
     write_metrics(METRICS, DETAILS, ev.metrics, SUMMARY)
     _print_table(ev.metrics)

@@ -42,6 +42,8 @@ def test_train_then_evaluate(workdir: Path, monkeypatch: pytest.MonkeyPatch, cap
     captions = json.loads((workdir / "data" / "eval" / "captions.json").read_text())
     assert [c["image_id"] for c in captions] == list(range(100 + 72, 100 + 88))  # the 16 test images
     assert json.loads((workdir / "data" / "eval" / "captions_coco.json").read_text()) == captions
+    per_image = (workdir / "data" / "eval" / "captions_per_image.csv").read_text().splitlines()
+    assert per_image[0] == "image_id,file,caption,baseline,Bleu_4,CIDEr" and len(per_image) == 17
     summary = json.loads((workdir / "metrics" / "captioning.json").read_text())  # what experiments compare
     assert set(summary) == {"model", "nn_baseline"}  # the toy world has no true objects: no truth figures
     assert set(summary["model"]) == {"Bleu_4", "METEOR", "ROUGE_L", "CIDEr", "perplexity"}

@@ -6,11 +6,13 @@ separate them); region 0 is the whole image, then one region per object, then a 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from dvsa.data.labels import Labels, write_labels
 from dvsa.io import write_json
@@ -119,3 +121,12 @@ def _write_image(path: Path, objects: list[dict]) -> None:
 @pytest.fixture(scope="session")
 def world(tmp_path_factory: pytest.TempPathFactory) -> World:
     return make_world(tmp_path_factory.mktemp("align_world"))
+
+
+@pytest.fixture(autouse=True)
+def one_thread() -> Iterator[None]:
+    """Alignment tests run on one torch thread (deterministic sums, no oversubscription)."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

@@ -18,14 +18,6 @@ from dvsa.regions.store import RegionStore
 TINY = AlignmentParams(hidden_size=32, word_embedding_size=16, batch_size=20, seq_per_img=3, epochs=8, lr=0.001)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def _quiet(_: str) -> None:
     pass
 

@@ -29,14 +29,6 @@ def _fixed_loss(model: AlignmentModel, *_: object) -> torch.Tensor:
     return sum((_fixed_gradient(w.detach()) * w).sum() for w in model.parameters())
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.mark.parametrize(("grad_clip", "weight_decay"), [(1.0, 0.5), (0.2, 0.0), (0.0, 0.5)])
 def test_one_sgd_step_applies_lr_l2_and_clipping(world, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                  grad_clip: float, weight_decay: float) -> None:

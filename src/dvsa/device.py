@@ -1,7 +1,9 @@
 """Where the heavy stages run (section ``compute`` of params.yaml): the device, mixed precision on CUDA,
-image-decoding worker processes, and out-of-memory as a one-line error.
+image-decoding worker processes, the processes of a torch.distributed run, and out-of-memory as a one-line
+error.
 
-Every stage and ``dvsa caption`` resolve the device the same way: ``resolve_device(load_compute())``.
+Every stage and ``dvsa caption`` resolve the device the same way: ``resolve_device(load_compute())``. In a
+process started by torchrun (``python -m dvsa.launch``), ``cuda`` is the GPU of its LOCAL_RANK.
 """
 
 from __future__ import annotations
@@ -27,6 +29,11 @@ class ComputeParams:
     # (bf16: 4 px) and features within 0.3% of fp32 (bf16: 2%)
     autocast: Literal["fp16", "bf16", "off"] = "fp16"
     workers: int = field(default=2, metadata={"min": 0})  # processes decoding + resizing images (0: in the main one)
+    # torch.distributed (dvc.yaml launches the scaling stages with `python -m dvsa.launch`, torchrun's launcher)
+    nproc: int = field(default=1, metadata={"min": 1})  # processes per node (one per GPU, or per CPU socket)
+    nnodes: int = field(default=1, metadata={"min": 1})  # machines, sharing the project folder
+    backend: Literal["auto", "gloo", "nccl"] = "auto"  # auto: nccl on CUDA, gloo on the CPU
+    rdzv_endpoint: str = ""  # host:port of node 0 when nnodes > 1 (torchrun's --rdzv-endpoint)
 
 
 def load_compute(path: str | os.PathLike[str] = DEFAULT_PARAMS) -> ComputeParams:
@@ -39,7 +46,13 @@ def resolve_device(params: ComputeParams) -> torch.device:
         return torch.device("cpu")
     if not torch.cuda.is_available():
         raise ParamsError("compute.device: cuda, but torch sees no CUDA GPU here (set compute.device: auto or cpu)")
-    return torch.device("cuda", torch.cuda.current_device())
+    if "LOCAL_RANK" not in os.environ:
+        return torch.device("cuda", torch.cuda.current_device())
+    local_rank, count = int(os.environ["LOCAL_RANK"]), torch.cuda.device_count()
+    if local_rank >= count:
+        raise ParamsError(f"compute.nproc: process {local_rank} of this node has no GPU of its own ({count} seen)")
+    torch.cuda.set_device(local_rank)
+    return torch.device("cuda", local_rank)
 
 
 def autocast_dtype(params: ComputeParams, device: torch.device) -> torch.dtype | None:

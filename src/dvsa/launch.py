@@ -1,0 +1,88 @@
+"""``python -m dvsa.launch [torchrun options] stages/<stage>.py``: torchrun, as the scaling stages' launcher.
+
+It takes torchrun's own options (torch.distributed.run's parser) and differs from ``torchrun`` in three ways:
+
+- one process on one node (``compute.nproc: 1``, ``compute.nnodes: 1``, the default) runs the stage script in
+  this process, as ``python stages/<stage>.py`` always has: no rendezvous, same signals, same output;
+- more than one node needs ``--rdzv-endpoint`` (``compute.rdzv_endpoint``) and then uses the c10d rendezvous;
+- a failure is one line on stderr (``error: ...``), not torchrun's report: the DvsaError of the lowest failed
+  rank (rank 0 prints its own; dvsa.stage leaves the others' in torchrun's error file), else the rank that
+  died first and how (a signal, an exit code); ranks that only saw it go (dvsa.distributed.EXIT_PEER_FAILED)
+  or that torchrun then stopped (SIGTERM) are named only when no other rank failed.
+
+dvc.yaml writes the options from params.yaml's ``compute`` section (``${compute.nproc}``, ...), so DVC
+reruns a stage when they change.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import runpy
+import signal
+import sys
+from typing import TYPE_CHECKING
+
+from dvsa.distributed import EXIT_PEER_FAILED
+from dvsa.stage import EXIT_ERROR, EXIT_INTERRUPTED
+
+if TYPE_CHECKING:
+    from torch.distributed.elastic.multiprocessing.errors import ProcessFailure
+
+
+
+def main(argv: list[str] | None = None) -> None:
+    os.environ.setdefault("LOGLEVEL", "CRITICAL")  # torch.distributed.elastic's loggers read it when imported
+    from torch.distributed.elastic.multiprocessing.api import SignalException
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+    from torch.distributed.run import parse_args, parse_min_max_nnodes, run
+
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    _, max_nodes = parse_min_max_nnodes(args.nnodes)
+    if max_nodes == 1 and str(args.nproc_per_node) == "1":
+        sys.argv = [args.training_script, *args.training_script_args]
+        runpy.run_path(args.training_script, run_name="__main__")
+        return
+    if max_nodes > 1:
+        if not args.rdzv_endpoint:
+            _fail(f"compute.nnodes: {args.nnodes} needs compute.rdzv_endpoint, the host:port of the first node")
+        if args.rdzv_backend == "static":
+            args.rdzv_backend = "c10d"
+    logging.getLogger("torch.distributed").setLevel(logging.CRITICAL)
+    try:
+        run(args)
+    except ChildFailedError as e:
+        _report(args.training_script, e.failures)
+    except (SignalException, KeyboardInterrupt):
+        print("interrupted", file=sys.stderr)
+        sys.exit(EXIT_INTERRUPTED)
+
+
+def _report(script: str, failures: dict[int, ProcessFailure]) -> None:
+    """Exit with one line for the failed ranks (see the module's docstring)."""
+    reported = {rank: f for rank, f in failures.items() if isinstance(f.message, str) and f.message.startswith("error:")}
+    if reported:
+        rank = min(reported)
+        if rank != 0:
+            print(reported[rank].message, file=sys.stderr)
+        sys.exit(EXIT_ERROR)
+    if all(f.exitcode == EXIT_INTERRUPTED for f in failures.values()):
+        print("interrupted", file=sys.stderr)
+        sys.exit(EXIT_INTERRUPTED)
+    # torchrun stops the other ranks with SIGTERM once one has failed: the cause is the rank that failed otherwise
+    rank, failure = min(
+        failures.items(),
+        key=lambda item: (item[1].exitcode in (EXIT_PEER_FAILED, -signal.SIGTERM), item[1].timestamp, item[0]),
+    )
+    code = failure.exitcode
+    why = f"was killed by {signal.Signals(-code).name}" if code < 0 else f"exited with code {code}"
+    _fail(f"{script}: rank {rank} (pid {failure.pid}) {why}; the other ranks were stopped")
+
+
+def _fail(message: str) -> None:
+    print(f"error: {message}", file=sys.stderr)
+    sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -2,6 +2,7 @@
 
 Writes models/alignment.pt (the best epoch by validation R@K), logs/alignment/ (dvclive curves) and
 models/alignment_resume.pt (the state after the last epoch: a rerun after an interrupt goes on from it).
+Launched by torchrun (compute.nproc processes): data-parallel, rank 0 writes the files.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from dvsa.align.train import save_model, train
 from dvsa.data.labels import read_labels
 from dvsa.data.rows import without_skipped
 from dvsa.device import load_compute, resolve_device
+from dvsa.distributed import process_group
 from dvsa.params import load_params
 from dvsa.regions.store import RegionStore
 from dvsa.stage import run_stage
@@ -25,13 +27,18 @@ MODEL, RESUME, LIVE_DIR = "models/alignment.pt", "models/alignment_resume.pt", "
 
 def main() -> None:
     params = load_params(AlignmentParams, "alignment")
+    compute = load_compute()
+    device = resolve_device(compute)
     labels = read_labels(LABELS, VOCAB)
     start = time.perf_counter()
-    with RegionStore(REGIONS) as store:
+    with RegionStore(REGIONS) as store, process_group(compute, device) as world:
         check_inputs(labels, store, REGIONS)
         labels = without_skipped(labels, store)
-        _, state = train(labels, store, params, RESUME, LIVE_DIR, device=resolve_device(load_compute()))
-        save_model(MODEL, state, params, labels, store.dim)
+        _, state = train(labels, store, params, RESUME, LIVE_DIR, device=device, world=world)
+        if world.main:
+            save_model(MODEL, state, params, labels, store.dim)
+    if not world.main:
+        return
     print(
         f"wrote {MODEL}: epoch {state.best_epoch} of {state.epoch} (best val R@K sum {state.best_rsum:.1f}) "
         f"in {time.perf_counter() - start:.1f} s"

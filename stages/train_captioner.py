@@ -2,7 +2,8 @@
 models/captioner.pt, logs/captioner/ (dvclive curves, history.json with the val predictions).
 
 An interrupted run (Ctrl-C) leaves models/captioner.resume.pt; the next run with the same params and
-inputs resumes from it exactly.
+inputs resumes from it exactly. Launched by torchrun (compute.nproc processes): data-parallel, rank 0 writes
+the files.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from dvsa.data.dataset import load_dataset
 from dvsa.data.labels import read_labels
 from dvsa.data.rows import without_skipped
 from dvsa.device import load_compute, resolve_device
+from dvsa.distributed import process_group
 from dvsa.params import load_params
 from dvsa.regions.checkpoint import load_region_cnn
 from dvsa.regions.data import image_records
@@ -27,14 +29,15 @@ DATASET, REGION_CNN = "data/dataset/dataset.json", "models/region_cnn.pt"
 
 def main() -> None:
     params = load_params(CaptionerParams, "captioner")
-    device = resolve_device(load_compute())
+    compute = load_compute()
+    device = resolve_device(compute)
     labels = read_labels(LABELS, VOCAB)
     cnn, paths, inputs = None, None, ""
     if params.finetune_cnn_after >= 0:
         cnn = CaptionCNN(load_region_cnn(REGION_CNN))
         paths = [r.path for r in image_records(load_dataset(DATASET), DATASET)]
         inputs = file_digest(REGION_CNN) + file_digest(DATASET)
-    with RegionStore(REGIONS) as store:
+    with RegionStore(REGIONS) as store, process_group(compute, device) as world:
         labels = without_skipped(labels, store)
         summary = train_captioner(
             params,
@@ -47,7 +50,10 @@ def main() -> None:
             cnn=cnn,
             image_paths=paths,
             device=device,
+            world=world,
         )
+    if not world.main:
+        return
     val = summary["val"]
     print(
         f"kept iteration {summary['iteration']}: val loss {val['val/loss']:.3f}, "

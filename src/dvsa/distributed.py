@@ -16,7 +16,7 @@ import ctypes
 import os
 import signal
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
@@ -48,10 +48,18 @@ class World:
         """Rank 0: the one that writes outputs, logs and resume files."""
         return self.rank == 0
 
+    def say(self, log: Callable[[str], None]) -> Callable[[str], None]:
+        """`log` on rank 0, silence on the others (rank 0 says it once for all)."""
+        return log if self.main else _silent
+
     def share(self, n: int) -> slice:
         """This rank's contiguous part of n items (e.g. the images of a global batch); sizes differ by at most 1."""
         bounds = np.linspace(0, n, self.size + 1).round().astype(int)
         return slice(int(bounds[self.rank]), int(bounds[self.rank + 1]))
+
+
+def _silent(line: str) -> None:
+    """A log that says nothing."""
 
 
 def current_world() -> World:
@@ -141,6 +149,32 @@ def all_gather_objects(obj: Any) -> list[Any]:
     out: list[Any] = [None] * dist.get_world_size()
     dist.all_gather_object(out, obj)
     return out
+
+
+def average_gradients(parameters: list[torch.nn.Parameter]) -> None:
+    """Replace each parameter's gradient by its mean over the ranks, in one all_reduce (for a module that is
+    not in DistributedDataParallel; every rank must hold a gradient for the same parameters)."""
+    if not active():
+        return
+    grads = [p.grad for p in parameters if p.grad is not None]
+    flat = torch.cat([g.reshape(-1) for g in grads])  # (sum of numel,)
+    dist.all_reduce(flat, op=dist.ReduceOp.SUM)
+    flat /= dist.get_world_size()
+    for g, part in zip(grads, flat.split([g.numel() for g in grads])):
+        g.copy_(part.view_as(g))
+
+
+def data_parallel(model: torch.nn.Module, world: World) -> torch.nn.Module:
+    """`model` in DistributedDataParallel when there are several ranks (the backward pass averages its
+    gradients over them; its weights start as rank 0's), else `model` itself."""
+    if world.size == 1:
+        return model
+    device = next(model.parameters()).device
+    # buffers (e.g. the captioner's feature statistics) are kept equal by the code that changes them: no
+    # broadcast at each forward, which would also make a forward on rank 0 alone (validation) wait for the others
+    return torch.nn.parallel.DistributedDataParallel(
+        model, device_ids=[device] if device.type == "cuda" else None, forward_sync_buffers=False
+    )
 
 
 def gather_rows(x: torch.Tensor) -> torch.Tensor:

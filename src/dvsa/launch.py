@@ -66,13 +66,13 @@ def _report(script: str, failures: dict[int, ProcessFailure]) -> None:
         if rank != 0:
             print(reported[rank].message, file=sys.stderr)
         sys.exit(EXIT_ERROR)
-    if all(f.exitcode == EXIT_INTERRUPTED for f in failures.values()):
+    stopped_by_others = (EXIT_PEER_FAILED, -signal.SIGTERM)  # what torchrun does to the rest once one has failed
+    codes = {f.exitcode for f in failures.values()}
+    if EXIT_INTERRUPTED in codes and codes <= {EXIT_INTERRUPTED, *stopped_by_others}:
         print("interrupted", file=sys.stderr)
         sys.exit(EXIT_INTERRUPTED)
-    # torchrun stops the other ranks with SIGTERM once one has failed: the cause is the rank that failed otherwise
     rank, failure = min(
-        failures.items(),
-        key=lambda item: (item[1].exitcode in (EXIT_PEER_FAILED, -signal.SIGTERM), item[1].timestamp, item[0]),
+        failures.items(), key=lambda item: (item[1].exitcode in stopped_by_others, item[1].timestamp, item[0])
     )
     code = failure.exitcode
     why = f"was killed by {signal.Signals(-code).name}" if code < 0 else f"exited with code {code}"

@@ -90,6 +90,13 @@ class AlignmentModel(nn.Module):
     def device(self) -> torch.device:
         return next(self.parameters()).device
 
+    def forward(
+        self, feats: torch.Tensor, mask: torch.Tensor, words: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Both embeddings in one call (what DistributedDataParallel wraps): feats (B, R, D), mask (B, R),
+        words (L, T) -> v (B, R, h), s (L, T, h), word mask (L, T)."""
+        return (self.embed_images(feats, mask), *self.embed_sentences(words))
+
     def embed_images(self, feats: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """(B, R, D), (B, R) -> v (B, R, h), on the model's device (the inputs are moved there)."""
         return self.regions(feats.to(self.device), mask.to(self.device))

@@ -4,6 +4,12 @@ After every epoch the whole training state (weights, optimizer, epoch, best weig
 and the numpy and torch RNG states) is written atomically to a resume file (dvsa.train.state). A run that
 finds a resume file made with the same params and the same input data goes on from it, and ends with exactly the weights that an
 uninterrupted run would have reached.
+
+Data-parallel (torchrun, dvsa.distributed): every rank draws the same global batch; each embeds its share of
+the images and their sentences in a DistributedDataParallel model; the embeddings are gathered across ranks
+with their gradients, so every rank scores all B images against all B*S sentences and eq. (9) is the loss of
+the whole batch, as in one process. Rank 0 alone validates and writes the logs and the resume file; the resume
+state is global, so a run resumes with any number of processes.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from dvsa.align.model import AlignmentModel
 from dvsa.align.score import image_sentence_scores, ranking_loss
 from dvsa.data.labels import Labels
 from dvsa.data.loader import iterate_batches
+from dvsa.distributed import World, barrier, data_parallel, gather_rows
 from dvsa.errors import InputError, TrainingError
 from dvsa.io import save_torch
 from dvsa.live import open_live
@@ -55,17 +62,29 @@ def make_optimizer(model: torch.nn.Module, p: AlignmentParams) -> torch.optim.Op
 
 
 def batch_loss(
-    model: AlignmentModel, store: RegionStore, image_ix: np.ndarray, words: np.ndarray, p: AlignmentParams
+    model: torch.nn.Module,
+    store: RegionStore,
+    image_ix: np.ndarray,
+    words: np.ndarray,
+    p: AlignmentParams,
+    world: World = World(),
 ) -> torch.Tensor:
     """Eq. (9) per sentence for a batch of B images with seq_per_img (S) sentences each.
 
     The B x (B*S) score matrix is computed in one pass (the images are embedded once); for each j < S the
-    B x B matrix of every image against sentence j of every image is one batch of the paper's loss.
+    B x B matrix of every image against sentence j of every image is one batch of the paper's loss. `model` is
+    an AlignmentModel or its DistributedDataParallel wrapper: then this rank embeds its `world.share` of the
+    images and sentences, and the gathered embeddings carry the gradients back to the rank that made them.
     """
-    feats, mask = region_tensors(store, image_ix)  # (B, R, D), (B, R)
-    v = model.embed_images(feats, mask)  # (B, R, h)
-    s, wmask = model.embed_sentences(trim(words))  # (B*S, T, h), (B*S, T)
-    scores = image_sentence_scores(v, mask.to(v.device), s, wmask, p.score)  # (B, B*S); sentence b*S + j: image b
+    mine = world.share(len(image_ix))
+    words_t = trim(words)  # (B*S, T), T of the whole batch, the same on every rank
+    feats, _ = region_tensors(store, image_ix[mine])  # (b, R, D)
+    mask = torch.from_numpy(store.mask(image_ix))  # (B, R)
+    local_words = words_t[mine.start * p.seq_per_img : mine.stop * p.seq_per_img]  # (b*S, T)
+    v, s, _ = model(feats, mask[mine], local_words)  # (b, R, h), (b*S, T, h)
+    v, s = gather_rows(v), gather_rows(s)  # (B, R, h), (B*S, T, h)
+    mask, wmask = mask.to(v.device), (words_t > 0).to(v.device)
+    scores = image_sentence_scores(v, mask, s, wmask, p.score)  # (B, B*S); sentence b*S + j: image b
     total = sum(ranking_loss(scores[:, j :: p.seq_per_img], p.margin) for j in range(p.seq_per_img))
     return total / scores.shape[1]
 
@@ -93,12 +112,14 @@ def train(
     stop_after: int | None = None,
     log: Callable[[str], None] = print,
     device: torch.device | None = None,
+    world: World = World(),
 ) -> tuple[AlignmentModel, TrainState]:
     """Train (or resume) for `p.epochs` epochs; returns the model (last weights) and the final state.
 
     `stop_after` ends the run after that many epochs have been completed in total, as an interrupt would
     (the resume file is left for the next run). The model trains on `device` (default: the CPU); the weights
-    it keeps are CPU copies, so its files load anywhere.
+    it keeps are CPU copies, so its files load anywhere. In a `world` of several ranks (inside
+    dvsa.distributed.process_group) the state returned is meaningful on rank 0 only.
     """
     if len(labels.split_indices("train")) < 2:
         raise InputError("labels.h5: the ranking loss needs at least 2 training images")
@@ -111,49 +132,58 @@ def train(
     rng = np.random.default_rng(p.seed)
     state = TrainState()
     objects = {"model": model, "optimizer": optimizer}
+    log = world.say(log)
     if load_resume(resume_path, key, state, objects, rng, log):
         log(f"resuming from {resume_path} after epoch {state.epoch}")
-    live = open_live(live_dir)
+    trained = data_parallel(model, world)
+    live = open_live(live_dir) if world.main else None
     for row in state.history:
         _log_row(live, row)
     while state.epoch < p.epochs and (stop_after is None or state.epoch < stop_after):
-        loss = _train_epoch(model, optimizer, labels, store, p, rng, state.epoch)
-        val = evaluate_split(model, labels, store, "val", p.score, p.batch_size)
-        row = flat_metrics(loss, val)
+        loss = _train_epoch(trained, optimizer, labels, store, p, rng, state.epoch, world)
         state.epoch += 1
-        state.history.append(row)
-        if row["val/rsum"] > state.best_rsum:
-            state.best_rsum, state.best_epoch = row["val/rsum"], state.epoch
-            state.best_state_dict = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-        save_resume(resume_path, key, state, objects, rng)
-        _log_row(live, row)
-        log(
-            f"epoch {state.epoch}/{p.epochs}: loss {loss:.4f}  val R@1/5/10 annotation "
-            f"{val['annotation']['r1']:.1f}/{val['annotation']['r5']:.1f}/{val['annotation']['r10']:.1f} "
-            f"search {val['search']['r1']:.1f}/{val['search']['r5']:.1f}/{val['search']['r10']:.1f}"
-        )
-    live.end()
+        if world.main:
+            val = evaluate_split(model, labels, store, "val", p.score, p.batch_size)
+            row = flat_metrics(loss, val)
+            state.history.append(row)
+            if row["val/rsum"] > state.best_rsum:
+                state.best_rsum, state.best_epoch = row["val/rsum"], state.epoch
+                state.best_state_dict = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+            save_resume(resume_path, key, state, objects, rng)
+            _log_row(live, row)
+            log(
+                f"epoch {state.epoch}/{p.epochs}: loss {loss:.4f}  val R@1/5/10 annotation "
+                f"{val['annotation']['r1']:.1f}/{val['annotation']['r5']:.1f}/{val['annotation']['r10']:.1f} "
+                f"search {val['search']['r1']:.1f}/{val['search']['r5']:.1f}/{val['search']['r10']:.1f}"
+            )
+        barrier()  # the others wait for rank 0's validation
+    if live is not None:
+        live.end()
     return model, state
 
 
+
 def _train_epoch(
-    model: AlignmentModel,
+    model: torch.nn.Module,
     optimizer: torch.optim.Optimizer,
     labels: Labels,
     store: RegionStore,
     p: AlignmentParams,
     rng: np.random.Generator,
     epoch: int,
+    world: World,
 ) -> float:
-    """One pass over the training images; returns the mean loss per sentence."""
+    """One pass over the training images; returns the mean loss per sentence (the same on every rank)."""
     model.train()
     n_train = len(labels.split_indices("train"))
     total, count = 0.0, 0
     batches = iterate_batches(labels, "train", p.batch_size, p.seq_per_img, rng)
-    for batch in tqdm(batches, total=math.ceil(n_train / p.batch_size), desc=f"epoch {epoch + 1}", leave=False):
+    bar = tqdm(batches, total=math.ceil(n_train / p.batch_size), desc=f"epoch {epoch + 1}", leave=False,
+               disable=not world.main)
+    for batch in bar:
         if len(batch.image_ix) < 2:  # a ranking needs a negative
             continue
-        loss = batch_loss(model, store, batch.image_ix, batch.labels, p)
+        loss = batch_loss(model, store, batch.image_ix, batch.labels, p, world)
         if not torch.isfinite(loss):
             raise TrainingError(f"alignment loss became {loss.item()} in epoch {epoch + 1}; lower alignment.lr")
         optimizer.zero_grad()
@@ -166,7 +196,9 @@ def _train_epoch(
     return total / max(count, 1)
 
 
-def _log_row(live: Live, row: dict[str, float]) -> None:
+def _log_row(live: Live | None, row: dict[str, float]) -> None:
+    if live is None:
+        return
     for name, value in row.items():
         live.log_metric(name, value)
     live.next_step()

@@ -23,9 +23,12 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
+
+from dvsa.distributed import all_reduce_sum
 
 IMAGE_INPUTS = ("regions", "whole")
 
@@ -75,12 +78,17 @@ class FeatureNorm(nn.Module):
 
     @torch.no_grad()
     def track(self, feats: Tensor, mask: Tensor, momentum: float) -> None:
-        """Move the statistics towards those of the real rows of feats (B, R, D), mask (B, R)."""
+        """Move the statistics towards those of the real rows of feats (B, R, D), mask (B, R): those of the
+        whole batch, summed over the ranks of a data-parallel run."""
         real = feats[mask].double()  # (n, D)
-        if len(real) < 2:
+        moments = all_reduce_sum(torch.stack([real.new_full(real.shape[1:], len(real)), real.sum(0), (real**2).sum(0)]))
+        n = float(moments[0, 0])
+        if n < 2:
             return
-        self.mean.mul_(1 - momentum).add_(momentum * real.mean(0).float())
-        self.var.mul_(1 - momentum).add_(momentum * real.var(0, unbiased=False).float())
+        mean = moments[1] / n  # (D,)
+        var = (moments[2] / n - mean**2).clamp(min=0)  # (D,)
+        self.mean.mul_(1 - momentum).add_(momentum * mean.float())
+        self.var.mul_(1 - momentum).add_(momentum * var.float())
 
     def forward(self, x: Tensor) -> Tensor:
         return (x - self.mean) / torch.sqrt(self.var + self.eps)
@@ -284,12 +292,21 @@ def language_model_criterion(logprobs: Tensor, labels: Tensor) -> Tensor:
     logprobs (N, L + 1, V + 1), labels (N, L) 0-padded; the target after a caption's last word is END (0),
     positions after it are masked out.
     """
+    return language_model_nll(logprobs, labels) / predicted_tokens(labels)
+
+
+def language_model_nll(logprobs: Tensor, labels: Tensor) -> Tensor:
+    """The sum of -log p over the words and the END of every caption (see language_model_criterion)."""
     n, length = labels.shape
     target = torch.cat([labels, labels.new_zeros(n, 1)], dim=1)  # (N, L + 1)
-    lengths = (labels > 0).sum(dim=1)  # (N,)
-    mask = torch.arange(length + 1, device=labels.device)[None, :] <= lengths[:, None]  # (N, L + 1)
+    mask = torch.arange(length + 1, device=labels.device)[None, :] <= (labels > 0).sum(dim=1)[:, None]  # (N, L + 1)
     nll = -logprobs.gather(2, target[:, :, None])[:, :, 0]  # (N, L + 1)
-    return (nll * mask).sum() / mask.sum()
+    return (nll * mask).sum()
+
+
+def predicted_tokens(labels: Tensor | np.ndarray) -> int:
+    """How many targets language_model_nll sums over: each caption's words and its END."""
+    return int((labels > 0).sum()) + len(labels)
 
 
 def build_captioner(config: dict[str, Any]) -> Captioner:

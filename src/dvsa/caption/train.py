@@ -17,6 +17,14 @@ whole training state (weights, Adam moments, iteration, torch RNG, best weights,
 resume file. The batch order is a function of (seed, epoch), so a resumed run continues with the same
 batches and, given the same params and inputs, ends with the same weights as an uninterrupted one. The
 resume file is ignored when the params or the input files differ, and removed when training ends.
+
+Data-parallel (torchrun, dvsa.distributed): every rank draws the same global batch and takes its share of the
+images (and their captions); the LM is wrapped in DistributedDataParallel, the CNN's gradients are averaged by
+one all_reduce, and each rank's loss is its -log p sum over the whole batch's token count, so the averaged
+gradient (and then L2, the clamp and Adam) is that of one process on the same batch. Dropout and augmentation
+draw from RNGs seeded by (seed, iteration, rank): exact resume needs no saved RNG, whatever the number of
+processes. Rank 0 alone validates and writes the logs, history, resume file and checkpoint; a SIGINT / SIGTERM
+is acted on by every rank at the same iteration.
 """
 
 from __future__ import annotations
@@ -38,11 +46,12 @@ from dvsa.caption.cnn import CaptionCNN, PixelFeatures
 from dvsa.caption.config import CaptionerParams
 from dvsa.caption.features import CachedFeatures, FeatureSource, feature_stats
 from dvsa.caption.generate import caption_rows, perplexity
-from dvsa.caption.model import Captioner, language_model_criterion
+from dvsa.caption.model import Captioner, language_model_nll, predicted_tokens
 from dvsa.data.labels import Labels
 from dvsa.data.loader import CaptionBatch, iterate_batches
 from dvsa.data.rows import check_rows
 from dvsa.data.vocab import decode
+from dvsa.distributed import World, all_reduce_sum, average_gradients, barrier, data_parallel
 from dvsa.errors import InputError, TrainingError
 from dvsa.evaluate.coco import coco_scores
 from dvsa.io import write_json
@@ -133,6 +142,7 @@ class Protos:
     lm_optim: torch.optim.Optimizer
     cnn: CaptionCNN | None = None
     cnn_optim: torch.optim.Optimizer | None = None
+    lm_forward: torch.nn.Module | None = None  # the LM in DistributedDataParallel (data-parallel runs)
 
     def stateful(self) -> dict[str, Any]:
         """What a resume file restores: weights and optimizer moments (the CNN's encoder only)."""
@@ -209,36 +219,52 @@ def l2_and_clamp(parameters: list[torch.nn.Parameter], weight_decay: float, grad
 
 
 def train_step(
-    protos: Protos, source: FeatureSource, batch: CaptionBatch, params: CaptionerParams, iteration: int
+    protos: Protos,
+    source: FeatureSource,
+    batch: CaptionBatch,
+    params: CaptionerParams,
+    iteration: int,
+    world: World = World(),
 ) -> float:
     """One iteration of train.lua's lossFun + update: the CNN forward (backward only once finetuning), the
-    LM forward / backward, L2 + clamp, and each optimizer at its decayed learning rate. Returns the loss."""
+    LM forward / backward, L2 + clamp, and each optimizer at its decayed learning rate. In a data-parallel
+    `world` this rank computes its share of `batch`. Returns the loss of the whole batch (on every rank)."""
     lm, cnn = protos.lm, protos.cnn
     tune = cnn is not None and finetuning(params, iteration)
     if cnn is not None:
         cnn.train(tune)
-    rng = np.random.default_rng([params.seed, iteration]) if cnn is not None else None  # augmentation
+    seeds = [params.seed, iteration, world.rank]
+    torch.manual_seed(int(np.random.SeedSequence(seeds).generate_state(1)[0]))  # dropout
+    rng = np.random.default_rng(seeds) if cnn is not None else None  # augmentation
+    mine = world.share(len(batch.image_ix))
+    weight = 1.0
+    if mine.start == mine.stop:  # fewer images than ranks: this rank runs one with no weight
+        mine, weight = slice(0, 1), 0.0
     device = lm.logit.weight.device
     with torch.set_grad_enabled(tune):
-        feats, mask = source(batch.image_ix, rng)  # (B, R, D), (B, R)
+        feats, mask = source(batch.image_ix[mine], rng)  # (b, R, D), (b, R)
     feats, mask = feats.to(device), mask.to(device)
     if tune:
         lm.feat_norm.track(feats.detach(), mask, params.feat_norm_momentum)
     length = max(int(batch.lengths.max()), 1)
-    caps = torch.from_numpy(batch.labels[:, :length]).to(device)  # (B * S, L')
-    loss = language_model_criterion(lm(feats, mask, caps, params.seq_per_img), caps)
-    value = float(loss.detach())
+    labels = batch.labels[:, :length]  # (B * S, L')
+    caps = torch.from_numpy(labels[mine.start * params.seq_per_img : mine.stop * params.seq_per_img]).to(device)
+    forward = protos.lm_forward or lm
+    nll = weight * language_model_nll(forward(feats, mask, caps, params.seq_per_img), caps)  # this rank's sum
+    n_tokens = predicted_tokens(labels)  # of the whole batch
+    value = float(all_reduce_sum(nll.detach().double().reshape(1)).item()) / n_tokens
     if not math.isfinite(value):
         return value
     protos.lm_optim.zero_grad(set_to_none=True)
     if protos.cnn_optim is not None:
         protos.cnn_optim.zero_grad(set_to_none=True)
-    loss.backward()
+    (nll * (world.size / n_tokens)).backward()  # DistributedDataParallel divides the summed gradients by size
     decay = learning_rate(params, iteration) / params.learning_rate  # the same decay for the LM and the CNN
     l2_and_clamp(list(lm.parameters()), params.weight_decay, params.grad_clip)
     set_lr(protos.lm_optim, params.learning_rate * decay)
     protos.lm_optim.step()
     if tune and cnn is not None and protos.cnn_optim is not None:
+        average_gradients(cnn.finetuned_parameters())
         l2_and_clamp(cnn.finetuned_parameters(), params.cnn_weight_decay, params.grad_clip)
         set_lr(protos.cnn_optim, params.cnn_learning_rate * decay)
         protos.cnn_optim.step()
@@ -259,6 +285,7 @@ def train_captioner(
     on_iteration: Callable[[int], None] | None = None,
     progress: bool = True,
     features: FeatureSource | None = None,
+    world: World = World(),
 ) -> dict[str, Any]:
     """Train, write the best-val-CIDEr checkpoint to `model_path`; return its summary.
 
@@ -268,7 +295,8 @@ def train_captioner(
     and `inputs` (a fingerprint of any other input, e.g. the region CNN's file). `on_iteration(i)` is called
     after iteration i (1-based) completes. `features` (a feature source with a ``dim``, e.g. one region per
     row for the region captioner of §4.3) replaces all the regions of `store`: row i of `labels` is then row
-    i of `features`, not of regions.h5.
+    i of `features`, not of regions.h5. In a data-parallel `world` (inside dvsa.distributed.process_group) every
+    rank calls this; rank 0 writes the files and returns the summary, the others return an empty dict.
     """
     resume_path, log_dir = Path(resume_path), Path(log_dir)
     val_rows = labels.split_indices("val")[: params.val_images]
@@ -297,22 +325,24 @@ def train_captioner(
         raise InputError(f"{store.path}: {store.dim}-d features, but the CNN to finetune gives {cnn.net.fc7_dim}-d")
     key = ResumeKey(RESUME_FORMAT, params.to_dict(), digest(data_fingerprint(labels, store), inputs))
     st = TrainState()
-    resumed = load_resume(resume_path, key, st, protos.stateful())
-    if resumed:
+    resumed = load_resume(resume_path, key, st, protos.stateful(), log=world.say(print))
+    if resumed and world.main:
         print(f"{resume_path}: resuming at iteration {st.iteration}")
+    protos.lm_forward = data_parallel(model, world)
 
-    live = open_live(log_dir)
+    live = open_live(log_dir) if world.main else None
     for record in st.history:
         _log(live, record)
 
     batches = EpochBatches(labels, params)
     model.train()
-    bar = tqdm(total=params.max_iters, initial=st.iteration, desc="train captioner", unit="it", disable=not progress)
+    bar = tqdm(total=params.max_iters, initial=st.iteration, desc="train captioner", unit="it",
+               disable=not (progress and world.main))
     try:
         with interrupt_requests() as interrupted:
             while st.iteration < params.max_iters:
                 it = st.iteration
-                loss = train_step(protos, source, batches.at(it), params, it)
+                loss = train_step(protos, source, batches.at(it), params, it, world)
                 st.iteration = it + 1
                 if st.first_loss is None:
                     st.first_loss = loss
@@ -333,7 +363,7 @@ def train_captioner(
                     st.history.append(record)
                     _log(live, record)
                     bar.set_postfix(loss=f"{record['train/loss']:.3f}")
-                if st.iteration % params.val_every == 0 or st.iteration == params.max_iters:
+                if world.main and (st.iteration % params.val_every == 0 or st.iteration == params.max_iters):
                     if cnn is not None:
                         cnn.eval()
                     val, predictions = validate(model, source, labels, val_rows, params.val_predictions)
@@ -347,17 +377,24 @@ def train_captioner(
                         st.best_cnn_state = cnn.encoder_state_dict() if cnn is not None else None
                     save_resume(resume_path, key, st, protos.stateful())
                     write_history(log_dir / HISTORY, st)
+                if st.iteration % params.val_every == 0:
+                    barrier()  # the others wait for rank 0's validation
                 bar.update(1)
                 if on_iteration is not None:
                     on_iteration(st.iteration)
-                if interrupted.requested:
-                    save_resume(resume_path, key, st, protos.stateful())
+                if _agreed(interrupted.requested, world):
+                    if world.main:
+                        save_resume(resume_path, key, st, protos.stateful())
+                    barrier()  # torchrun stops every rank as soon as one exits: not before rank 0 has saved
                     raise KeyboardInterrupt
     except TrainingError:
-        resume_path.unlink(missing_ok=True)
+        if world.main:
+            resume_path.unlink(missing_ok=True)
         raise
     finally:
         bar.close()
+    if not world.main:
+        return {}
 
     summary = {
         "iteration": st.best_iteration,
@@ -401,7 +438,17 @@ def write_history(path: Path, st: TrainState) -> None:
     )
 
 
-def _log(live: Live, record: dict[str, float]) -> None:
+def _agreed(requested: bool, world: World) -> bool:
+    """Whether any rank was asked to stop (SIGINT / SIGTERM): every rank then stops at the same iteration."""
+    if world.size == 1:
+        return requested
+    return bool(all_reduce_sum(torch.tensor([float(requested)])).item() > 0)
+
+
+
+def _log(live: Live | None, record: dict[str, float]) -> None:
+    if live is None:
+        return
     live.step = int(record["step"])
     for name, value in record.items():
         if name != "step":

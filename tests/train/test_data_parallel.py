@@ -1,0 +1,100 @@
+"""Data-parallel training (issue 13) on CPU with gloo: 2 processes launched by ``python -m dvsa.launch`` (torchrun,
+loopback rendezvous) train the same weights as 1 process on the same global batches, within TOLERANCE after a
+few steps (the sums are split differently: float rounding only); a run stopped by one rank's SIGINT stops every
+rank at the same iteration, and resumes in a run with another number of processes.
+
+Exactness needs no dropout (its masks are drawn per rank) and, for the alignment model, the whole batch scored
+on every rank; the batches here are not divisible by 2, so the ranks' shares differ in size.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+from tests.align.conftest import make_world
+from tests.caption.toy import write_toy
+from tests.conftest import REPO
+
+WORKER = REPO / "tests" / "train" / "distributed_worker.py"
+TOLERANCE = 1e-4  # max |w_2 - w_1| / max |w_1| over each weight tensor
+ALIGNMENT = {"hidden_size": 16, "word_embedding_size": 8, "batch_size": 21, "seq_per_img": 2, "epochs": 2,
+             "lr": 0.01, "threads": 1}
+CAPTIONER = {"rnn_size": 24, "input_encoding_size": 16, "att_size": 16, "batch_size": 7, "seq_per_img": 3,
+             "max_iters": 16, "val_every": 8, "val_images": 4, "learning_rate": 0.01, "drop_prob_lm": 0.0, "threads": 1}
+
+
+def launch(nproc: int, kind: str, data: Path, out: Path, params: dict[str, Any], stop: int | None = None,
+           expect: int = 0) -> subprocess.CompletedProcess[str]:
+    out.mkdir(parents=True, exist_ok=True)
+    cmd = [sys.executable, "-m", "dvsa.launch", "--nproc-per-node", str(nproc), str(WORKER), kind, str(data),
+           str(out), json.dumps(params), *([str(stop)] if stop is not None else [])]
+    env = {**os.environ, "PYTHONPATH": f"{REPO}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    done = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == expect, done.stderr[-3000:]
+    return done
+
+
+def assert_close(a: Path, b: Path) -> float:
+    wa, wb = torch.load(a, weights_only=True), torch.load(b, weights_only=True)
+    assert wa.keys() == wb.keys()
+    worst = 0.0
+    for k in wa:
+        scale = float(wa[k].abs().max()) or 1.0
+        worst = max(worst, float((wa[k] - wb[k]).abs().max()) / scale)
+    assert worst < TOLERANCE, f"max relative difference {worst:.2e}"
+    return worst
+
+
+@pytest.fixture(scope="module")
+def align_world(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_world(tmp_path_factory.mktemp("ddp_align"), n_train=60, n_val=10, n_test=10).root
+
+
+@pytest.fixture(scope="module")
+def toy(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("ddp_caption")
+    write_toy(root, n_train=24, n_val=4, n_test=4)
+    return root
+
+
+@pytest.fixture(scope="module")
+def captioner_one(toy: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("cap1")
+    launch(1, "captioner", toy, out, CAPTIONER)
+    return out / "weights.pt"
+
+
+@pytest.mark.slow
+def test_alignment_two_processes_train_the_weights_of_one(align_world: Path, tmp_path: Path) -> None:
+    launch(1, "alignment", align_world, tmp_path / "one", ALIGNMENT)
+    launch(2, "alignment", align_world, tmp_path / "two", ALIGNMENT)
+    assert_close(tmp_path / "one" / "weights.pt", tmp_path / "two" / "weights.pt")
+    assert not (tmp_path / "two" / "live" / "metrics.json").read_text() == ""
+
+
+@pytest.mark.slow
+def test_captioner_two_processes_train_the_weights_of_one(toy: Path, captioner_one: Path, tmp_path: Path) -> None:
+    launch(2, "captioner", toy, tmp_path, CAPTIONER)
+    assert_close(captioner_one, tmp_path / "weights.pt")
+    history = json.loads((tmp_path / "logs" / "history.json").read_text())
+    assert [v["step"] for v in history["val_history"]] == [8, 16]  # rank 0 validated, once each time
+
+
+@pytest.mark.slow
+def test_a_stop_asked_on_one_rank_stops_all_and_resumes_with_one_process(
+    toy: Path, captioner_one: Path, tmp_path: Path
+) -> None:
+    stopped = launch(2, "captioner", toy, tmp_path, CAPTIONER, stop=5, expect=130)
+    assert stopped.stderr.strip() == "interrupted", stopped.stderr
+    assert not (tmp_path / "captioner.pt").exists()
+    assert torch.load(tmp_path / "resume.pt", weights_only=True)["state"]["iteration"] == 5
+    launch(1, "captioner", toy, tmp_path, CAPTIONER)
+    assert_close(captioner_one, tmp_path / "weights.pt")

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -98,3 +100,40 @@ def test_a_stop_asked_on_one_rank_stops_all_and_resumes_with_one_process(
     assert torch.load(tmp_path / "resume.pt", weights_only=True)["state"]["iteration"] == 5
     launch(1, "captioner", toy, tmp_path, CAPTIONER)
     assert_close(captioner_one, tmp_path / "weights.pt")
+
+
+def rank_pid(launcher: int, rank: int) -> int | None:
+    """The pid of `rank` among the processes that torchrun (`launcher`) started, from /proc."""
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            ppid = int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            environ = (proc / "environ").read_bytes().split(b"\0")
+        except (OSError, IndexError, ValueError):
+            continue
+        if ppid == launcher and f"RANK={rank}".encode() in environ:
+            return int(proc.name)
+    return None
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="finds the ranks through /proc (Linux)")
+def test_a_killed_rank_stops_the_run_with_one_line_and_no_model(toy: Path, tmp_path: Path) -> None:
+    cmd = [sys.executable, "-m", "dvsa.launch", "--nproc-per-node", "2", str(WORKER), "captioner", str(toy),
+           str(tmp_path), json.dumps({**CAPTIONER, "max_iters": 2000})]
+    env = {**os.environ, "PYTHONPATH": f"{REPO}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not (tmp_path / "resume.pt").exists():  # rank 0 has validated once: the ranks are mid-way
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()[1][-3000:]
+        time.sleep(0.05)
+    victim = rank_pid(proc.pid, 1)
+    assert victim is not None
+    os.kill(victim, signal.SIGKILL)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 1
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert lines == [f"error: {WORKER}: rank 1 (pid {victim}) was killed by SIGKILL; the other ranks were stopped"]
+    assert not (tmp_path / "captioner.pt").exists() and not (tmp_path / "weights.pt").exists()
+    assert (tmp_path / "resume.pt").is_file()  # the last validation's state, for the rerun

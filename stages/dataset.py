@@ -1,9 +1,11 @@
-"""DVC stage `dataset`: the generated shapes world or a user's Karpathy-split json -> data/dataset/."""
+"""DVC stage `dataset`: the generated shapes world, a user's Karpathy-split json, or COCO's caption files with a
+Karpathy split -> data/dataset/."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from dvsa.data.coco import load_coco
 from dvsa.data.config import DatasetParams
 from dvsa.data.dataset import load_karpathy
 from dvsa.data.shapes import generate
@@ -22,11 +24,15 @@ def main() -> None:
         if params.source == "shapes":
             dataset = generate(tmp, params.shapes, params.seed)
             dataset["image_root"] = str(OUT / "images")
-        else:
+        elif params.source == "karpathy":
             k = params.karpathy
             if not k.json or not k.images:
                 raise ParamsError("params.yaml: dataset.karpathy.json and dataset.karpathy.images must be set")
             dataset = load_karpathy(k.json, k.images, k.restval_to)
+        else:
+            if not params.coco.annotations or not params.coco.images:
+                raise ParamsError("params.yaml: dataset.coco.annotations and dataset.coco.images must be set")
+            dataset = load_coco(params.coco, params.seed)
         write_json(tmp / "dataset.json", dataset, indent=None)
     splits = {s: sum(im["split"] == s for im in dataset["images"]) for s in ("train", "val", "test")}
     print(f"dataset {dataset['dataset']}: {len(dataset['images'])} images ({splits})")

@@ -71,7 +71,10 @@ def test_bad_dataset_json(tmp_path: Path, corrupt, fragments: list[str]) -> None
         ("dataset:\n  shapes:\n    n_train: -5\n", ["params.yaml: dataset.shapes.n_train: must be >= 1, got -5"]),
         ("dataset:\n  shapes:\n    n_trian: 5\n", ["params.yaml: dataset.shapes.n_trian: unknown key"]),
         ("dataset:\n  seed: abc\n", ["params.yaml: dataset.seed: expected an integer, got 'abc'"]),
-        ("dataset:\n  source: coco\n", ["params.yaml: dataset.source: expected one of 'shapes', 'karpathy'"]),
+        ("dataset:\n  source: flickr\n", ["params.yaml: dataset.source: expected one of 'shapes', 'karpathy', 'coco'"]),
+        ("dataset:\n  source: coco\n", ["dataset.coco.annotations and dataset.coco.images must be set"]),
+        ("dataset:\n  coco:\n    annotations: captions_val2014.json\n",
+         ["params.yaml: dataset.coco.annotations: expected a list"]),
         ("dataset:\n  source: karpathy\n", ["dataset.karpathy.json and dataset.karpathy.images must be set"]),
     ],
 )

@@ -29,11 +29,24 @@ class KarpathyParams:
 
 
 @dataclass
+class CocoParams:
+    """COCO's own caption files (captions_train2014.json, ...) and images, with a Karpathy split."""
+
+    annotations: list[str] = field(default_factory=list)  # captions_<folder>.json; its images are in images/<folder>/
+    images: str = ""  # the folder that holds train2014/, val2014/
+    split_file: str = ""  # dataset_coco.json (its cocoid + split per image); "": val_size / test_size at random
+    val_size: int = field(default=5000, metadata={"min": 0})  # without a split file; the seed is dataset.seed
+    test_size: int = field(default=5000, metadata={"min": 0})
+    restval_to: Literal["train", "val", "test", "drop"] = "train"  # with a split file
+
+
+@dataclass
 class DatasetParams:
-    source: Literal["shapes", "karpathy"] = "shapes"
+    source: Literal["shapes", "karpathy", "coco"] = "shapes"
     seed: int = 123
     shapes: ShapesParams = field(default_factory=ShapesParams)
     karpathy: KarpathyParams = field(default_factory=KarpathyParams)
+    coco: CocoParams = field(default_factory=CocoParams)
 
 
 @dataclass

@@ -2,7 +2,9 @@
 (eqs. (10)-(12)), grounding accuracy on the shapes world, and Figure-5-style figures.
 
 Writes metrics/alignment.json (R@K, med r, grounding: the DVC metric), metrics/details/alignment.json (the whole
-record: chance levels, counts, snippet and grounding details), data/eval/snippets.json and reports/alignment/*.png.
+record: chance levels, counts, snippet and grounding details), data/eval/snippets.json, the ranks behind R@K per
+image (data/eval/ranking_per_image.csv) and per sentence (data/eval/ranking_per_sentence.csv), and
+reports/alignment/*.png.
 """
 
 from __future__ import annotations
@@ -12,13 +14,14 @@ from pathlib import Path
 from dvsa.align.config import EvaluateAlignmentParams
 from dvsa.align.encode import check_inputs
 from dvsa.align.evaluation import evaluate, grounding, snippets_json, write_figures
+from dvsa.align.ranking_table import image_table, sentence_table
 from dvsa.align.train import load_model
 from dvsa.data.dataset import load_dataset
 from dvsa.data.labels import read_labels
 from dvsa.data.rows import without_skipped
 from dvsa.device import load_compute, resolve_device
 from dvsa.errors import InputError
-from dvsa.io import atomic_path, write_json
+from dvsa.io import atomic_path, write_csv, write_json
 from dvsa.metrics import write_metrics
 from dvsa.params import load_params
 from dvsa.regions.store import RegionStore
@@ -29,6 +32,7 @@ REGIONS, DATASET = "data/regions/regions.h5", "data/dataset/dataset.json"
 MODEL = "models/alignment.pt"
 METRICS, DETAILS = "metrics/alignment.json", "metrics/details/alignment.json"
 SNIPPETS, FIGURES = "data/eval/snippets.json", "reports/alignment"
+PER_IMAGE, PER_SENTENCE = "data/eval/ranking_per_image.csv", "data/eval/ranking_per_sentence.csv"
 # what `dvc exp show` compares across experiments
 SUMMARY = [f"{d}.{k}" for d in ("annotation", "search") for k in ("r1", "r5", "r10", "medr")] + ["grounding.overall"]
 
@@ -54,6 +58,8 @@ def main() -> None:
         else:
             metrics["grounding"] = accuracy
         write_json(SNIPPETS, snippets_json(results.sentences, labels, store))
+        write_csv(PER_IMAGE, image_table(results, labels))
+        write_csv(PER_SENTENCE, sentence_table(results, labels))
         with atomic_path(FIGURES) as tmp:
             figures = write_figures(results.sentences, store, dataset, params.n_figures, tmp)
     write_metrics(METRICS, DETAILS, metrics, SUMMARY)
@@ -71,7 +77,7 @@ def _print_summary(metrics: dict, figures: list[Path]) -> None:
         g = metrics["grounding"]
         print(f"grounding  overall {_pct(g['overall'])}  colour {_pct(g['color'])}  shape {_pct(g['shape'])}  "
               f"({g['n_words']} words)")
-    print(f"wrote {METRICS}, {DETAILS}, {SNIPPETS}, {len(figures)} figures in {FIGURES}/")
+    print(f"wrote {METRICS}, {DETAILS}, {SNIPPETS}, {PER_IMAGE}, {PER_SENTENCE}, {len(figures)} figures in {FIGURES}/")
 
 
 def _pct(x: float | None) -> str:

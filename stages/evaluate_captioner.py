@@ -6,7 +6,7 @@ of models/region_cnn.pt with the finetuned encoder); otherwise the cached featur
 
 Writes data/eval/captions.json ([{image_id, caption}]), data/eval/captions_coco.json (COCO's
 results format, for pycocotools' loadRes), data/eval/captions_per_image.csv (per-image scores),
-metrics/captioning.json, reports/index.html and
+metrics/captioning.json, reports/index.html (its images orderable by per-image CIDEr, worst first) and
 reports/captioning/ (thumbnails); links the figures of reports/alignment/ when that stage made them.
 """
 
@@ -22,10 +22,10 @@ from dvsa.data.rows import without_skipped
 from dvsa.device import load_compute, resolve_device
 from dvsa.evaluate.captioning import check_compatible, evaluate_captions
 from dvsa.evaluate.coco_results import write_results
-from dvsa.evaluate.per_image import caption_table, write_table
 from dvsa.evaluate.config import EvaluateCaptioningParams
+from dvsa.evaluate.per_image import caption_table
 from dvsa.evaluate.report import write_report
-from dvsa.io import write_json
+from dvsa.io import write_csv, write_json
 from dvsa.metrics import write_metrics
 from dvsa.params import load_params
 from dvsa.regions.data import image_records
@@ -65,8 +65,9 @@ def main() -> None:
         boxes = store.boxes
     write_json(CAPTIONS, [{"image_id": i, "caption": c} for i, c in zip(ev.image_ids, ev.captions)])
     write_results(COCO_RESULTS, dict(zip(ev.image_ids, ev.captions)))
-    write_table(PER_IMAGE, caption_table(ev, dataset))
-    shown = write_report(REPORT, ev, dataset, params.report_images, FIGURES, boxes)
+    per_image = caption_table(ev, dataset)
+    write_csv(PER_IMAGE, per_image)
+    shown = write_report(REPORT, ev, dataset, params.report_images, FIGURES, boxes, per_image)
     write_metrics(METRICS, DETAILS, ev.metrics, SUMMARY)
     _print_table(ev.metrics)
     figures = "with" if Path(FIGURES).is_dir() else "without"

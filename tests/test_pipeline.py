@@ -61,7 +61,8 @@ def out_of_date(root: Path) -> set[str]:
 def test_repro_produces_every_output(project: Path) -> None:
     for path in ("data/dataset/dataset.json", "data/prepro/labels.h5", "models/region_cnn.pt", "data/regions/regions.h5",
                  "models/alignment.pt", "models/captioner.pt", "metrics/alignment.json", "metrics/captioning.json",
-                 "data/eval/captions.json", "data/eval/snippets.json", "reports/index.html",
+                 "data/eval/captions.json", "data/eval/snippets.json", "data/eval/ranking_per_image.csv",
+                 "data/eval/ranking_per_sentence.csv", "reports/index.html",
                  "data/region_snippets/labels.h5", "data/region_snippets/index.json", "models/region_captioner.pt",
                  "metrics/region_captioning.json", "data/eval/region_descriptions.json"):
         assert (project / path).is_file(), path

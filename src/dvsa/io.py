@@ -13,9 +13,12 @@ import tempfile
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dvsa.errors import InputError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 @contextmanager
@@ -68,6 +71,12 @@ def write_json(path: str | os.PathLike[str], obj: Any, indent: int | None = 2) -
         with open(tmp, "w", encoding="utf-8") as f:
             json.dump(obj, f, indent=indent, ensure_ascii=False)
             f.write("\n")
+
+
+def write_csv(path: str | os.PathLike[str], table: pd.DataFrame) -> None:
+    """Write a pandas table as CSV (no index column) to `path` atomically."""
+    with atomic_path(path) as tmp:
+        table.to_csv(tmp, index=False)
 
 
 def read_json(path: str | os.PathLike[str]) -> Any:

@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 from PIL import Image
 
@@ -71,6 +73,13 @@ def test_train_then_evaluate(layout: Path) -> None:
     for sentence in snippets[0]["sentences"]:
         assert " ".join(seg["words"] for seg in sentence["segments"]) == sentence["sentence"]
         assert all(len(seg["box"]) == 4 for seg in sentence["segments"])
+    per_image = pd.read_csv(layout / "data/eval/ranking_per_image.csv")
+    per_sentence = pd.read_csv(layout / "data/eval/ranking_per_sentence.csv")
+    assert len(per_image) == 30 and len(per_sentence) == 90 and per_image["sentences"].sum() == 90
+    for d, ranks in (("annotation", per_image["annotation_rank"]), ("search", per_sentence["search_rank"])):
+        for k in (1, 5, 10):
+            assert 100 * np.mean(ranks <= k) == pytest.approx(metrics[d][f"r{k}"], abs=1e-9), (d, k)
+        assert ranks.median() == metrics[d]["medr"], d
     figures = sorted((layout / "reports/alignment").glob("*.png"))
     assert len(figures) == 3
     with Image.open(figures[0]) as im:

@@ -8,7 +8,8 @@ import pytest
 
 from dvsa.evaluate.captioning import CaptionEvaluation
 from dvsa.evaluate.coco import coco_scores
-from dvsa.evaluate.per_image import caption_table, per_image_scores, write_table
+from dvsa.evaluate.per_image import caption_table, per_image_scores
+from dvsa.io import write_csv
 
 REFS = {
     1: ["A red circle on the left.", "A red circle."],
@@ -35,7 +36,7 @@ def test_caption_table_round_trips_through_csv(tmp_path: Path) -> None:
         metrics={},
     )
     dataset = {"images": [{"filename": "a.png", "filepath": "val"}, {"filename": "b.png"}, {"filename": "c.png"}]}
-    write_table(tmp_path / "t.csv", caption_table(ev, dataset))
+    write_csv(tmp_path / "t.csv", caption_table(ev, dataset))
     table = pd.read_csv(tmp_path / "t.csv")
     assert list(table.columns) == ["image_id", "file", "caption", "baseline", "Bleu_4", "CIDEr"]
     assert table["image_id"].tolist() == [12, 10] and table["file"].tolist() == ["c.png", "val/a.png"]

@@ -5,6 +5,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import pytest
 from PIL import Image
 
@@ -117,3 +118,41 @@ def test_truth_marks_and_attention_figures(tmp_path: Path) -> None:
     figures = sorted((tmp_path / "reports" / "captioning").glob("*_attention.png"))
     assert len(figures) == 2 and page.count("_attention.png") == 4  # link + image per card
     assert Image.open(figures[0]).height > 40  # the picture with its caption strip
+
+
+CIDER = [0.5, 0.1, 2.0, 0.3]  # of images 100..103
+
+
+@pytest.fixture
+def scored_report(tmp_path: Path) -> Path:
+    root = tmp_path / "scored"
+    data = dataset(root, 4)
+    figures = root / "reports" / "alignment"
+    figures.mkdir(parents=True)
+    Image.new("RGB", (50, 30), (255, 0, 0)).save(figures / "01_pic2.png")
+    table = pd.DataFrame({"image_id": range(100, 104), "CIDEr": CIDER, "Bleu_4": [0.25, 0.0, 1.0, 0.125]})
+    write_report(root / "reports" / "index.html", evaluation(4), data, 3, figures, per_image=table)
+    return root / "reports" / "index.html"
+
+
+def test_cards_carry_their_scores_and_the_order_links(scored_report: Path, report: Path) -> None:
+    page = scored_report.read_text(encoding="utf-8")
+    assert re.findall(r'data-image-id="(\d+)" data-position="(\d)" data-cider="([\d.]+)"', page) == [
+        ("102", "0", "2"), ("100", "1", "0.5"), ("101", "2", "0.1")
+    ]
+    assert "CIDEr 0.100 · BLEU-4 0.000" in page and '<a href="#worst-first">CIDEr, worst first</a>' in page
+    plain = report.read_text(encoding="utf-8")  # without the per-image table: no scores, no order links
+    assert 'data-cider="' not in plain and "worst-first</a>" not in plain
+
+
+@pytest.mark.skipif(find_chromium() is None, reason="chromium not installed (Debian: apt-get install -y chromium)")
+def test_headless_chromium_orders_the_images_worst_first(scored_report: Path) -> None:
+    def shown(dom: str) -> list[str]:
+        return re.findall(r'<figure class="item" data-image-id="(\d+)"', dom)
+
+    dom = dump_dom(scored_report)
+    assert 'data-order="default"' in dom and shown(dom) == ["102", "100", "101"]
+    dom = dump_dom(scored_report, fragment="worst-first")
+    assert 'data-order="worst-first"' in dom
+    assert shown(dom) == ["101", "100", "102"]  # CIDEr 0.1, 0.5, 2.0 (103, CIDEr 0.3, is not among the 3 shown)
+    assert re.search(r'<a href="#worst-first" class="active">', dom)

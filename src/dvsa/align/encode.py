@@ -95,14 +95,28 @@ def score_matrix(
     return np.concatenate(out) if out else np.zeros((0, s.shape[0]), dtype=np.float32)
 
 
-def ranking_metrics(scores: np.ndarray, sentence_image: np.ndarray) -> dict[str, dict[str, float]]:
+@dataclass
+class Ranks:
+    """The 1-based ranks behind Table 1's figures, kept for the per-image and per-sentence tables."""
+
+    annotation: np.ndarray  # (K,) of each image: its best ground-truth sentence among all L sentences
+    search: np.ndarray  # (L,) of each sentence: its own image among all K images
+    sentence_image: np.ndarray  # (L,) position (0..K-1) of each sentence's image
+
+    @classmethod
+    def of(cls, scores: np.ndarray, sentence_image: np.ndarray) -> Ranks:
+        """Both directions' ranks of the (K, L) image-sentence score matrix."""
+        return cls(annotation_ranks(scores, sentence_image), search_ranks(scores, sentence_image), sentence_image)
+
+
+def ranking_metrics(ranks: Ranks) -> dict[str, dict[str, float]]:
     """Table 1 figures for both directions, with the chance level of each beside it."""
-    n_images = scores.shape[0]
-    n_gt = np.bincount(sentence_image, minlength=n_images)
+    n_images = len(ranks.annotation)
+    n_gt = np.bincount(ranks.sentence_image, minlength=n_images)
     return {
-        "annotation": recall_summary(annotation_ranks(scores, sentence_image)),
-        "annotation_chance": annotation_chance(n_gt, scores.shape[1]),
-        "search": recall_summary(search_ranks(scores, sentence_image)),
+        "annotation": recall_summary(ranks.annotation),
+        "annotation_chance": annotation_chance(n_gt, len(ranks.search)),
+        "search": recall_summary(ranks.search),
         "search_chance": search_chance(n_images),
     }
 
@@ -121,4 +135,4 @@ def evaluate_split(
     s, wmask = embed_sentences(model, sents.words, 10 * batch_size)
     scores = score_matrix(v, rmask, s, wmask, kind, batch_size)
     model.train(was_training)
-    return ranking_metrics(scores, sents.sentence_image)
+    return ranking_metrics(Ranks.of(scores, sents.sentence_image))

@@ -13,7 +13,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from dvsa.align.config import EvaluateAlignmentParams
-from dvsa.align.encode import embed_images, embed_sentences, ranking_metrics, score_matrix, split_sentences
+from dvsa.align.encode import Ranks, embed_images, embed_sentences, ranking_metrics, score_matrix, split_sentences
 from dvsa.align.grounding import GroundingCounts, is_grounded, shapes_lexicon
 from dvsa.align.model import AlignmentModel
 from dvsa.align.snippets import Segment, segments, viterbi
@@ -39,7 +39,9 @@ class SentenceAlignment:
 @dataclass
 class AlignmentResults:
     metrics: dict[str, Any]
-    sentences: list[SentenceAlignment]
+    sentences: list[SentenceAlignment]  # (L,) in the order of `ranks.search`
+    image_rows: np.ndarray  # (K,) the evaluated rows of labels.h5, in the order of `ranks.annotation`
+    ranks: Ranks
 
 
 @torch.no_grad()
@@ -55,11 +57,12 @@ def evaluate(
     v, rmask = embed_images(model, store, image_ix, p.batch_size)  # (K, R, h), (K, R)
     s, wmask = embed_sentences(model, sents.words, 10 * p.batch_size)  # (L, T, h), (L, T)
     scores = score_matrix(v, rmask, s, wmask, score_kind, p.batch_size)  # (K, L)
+    ranks = Ranks.of(scores, sents.sentence_image)
     metrics: dict[str, Any] = {
         "split": p.split,
         "n_images": int(len(image_ix)),
         "n_sentences": int(len(sents.words)),
-        **ranking_metrics(scores, sents.sentence_image),
+        **ranking_metrics(ranks),
     }
     aligned = []
     for l, k in enumerate(tqdm(sents.sentence_image.tolist(), desc="snippets", unit="sent", leave=False)):
@@ -81,7 +84,7 @@ def evaluate(
         "n_segments": len(seg_lengths),
         "mean_words_per_segment": float(np.mean(seg_lengths)) if seg_lengths else 0.0,
     }
-    return AlignmentResults(metrics, aligned)
+    return AlignmentResults(metrics, aligned, image_ix, ranks)
 
 
 def grounding(

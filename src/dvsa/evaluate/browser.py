@@ -30,15 +30,22 @@ def _run(args: list[str], timeout: float) -> str:
     return result.stdout
 
 
-def dump_dom(page: str | Path, timeout: float = 60) -> str:
-    """The page's DOM after load (scripts run), as Chromium serialises it."""
-    return _run(["--dump-dom", Path(page).resolve().as_uri()], timeout)
+def _url(page: str | Path, fragment: str) -> str:
+    """The file:// URL of `page`, with ``#fragment`` when one is given."""
+    return Path(page).resolve().as_uri() + (f"#{fragment}" if fragment else "")
 
 
-def screenshot(page: str | Path, png: str | Path, width: int = 1280, height: int = 1400, timeout: float = 60) -> None:
-    """Save a PNG of the page as rendered in a width x height window."""
+def dump_dom(page: str | Path, timeout: float = 60, fragment: str = "") -> str:
+    """The page's DOM after load (scripts run), as Chromium serialises it; opened at ``#fragment`` if given."""
+    return _run(["--dump-dom", _url(page, fragment)], timeout)
+
+
+def screenshot(
+    page: str | Path, png: str | Path, width: int = 1280, height: int = 1400, timeout: float = 60, fragment: str = ""
+) -> None:
+    """Save a PNG of the page as rendered in a width x height window (opened at ``#fragment`` if given)."""
     Path(png).parent.mkdir(parents=True, exist_ok=True)
-    _run([f"--window-size={width},{height}", f"--screenshot={Path(png).resolve()}", Path(page).resolve().as_uri()], timeout)
+    _run([f"--window-size={width},{height}", f"--screenshot={Path(png).resolve()}", _url(page, fragment)], timeout)
 
 
 def main() -> None:
@@ -47,8 +54,9 @@ def main() -> None:
     parser.add_argument("png")
     parser.add_argument("--width", type=int, default=1280)
     parser.add_argument("--height", type=int, default=1400)
+    parser.add_argument("--fragment", default="", help="open the page at #FRAGMENT (reports/index.html: worst-first)")
     a = parser.parse_args()
-    screenshot(a.page, a.png, a.width, a.height)
+    screenshot(a.page, a.png, a.width, a.height, fragment=a.fragment)
     print(f"wrote {a.png}")
 
 

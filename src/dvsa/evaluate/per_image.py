@@ -15,7 +15,6 @@ import pandas as pd
 
 from dvsa.evaluate.captioning import CaptionEvaluation
 from dvsa.evaluate.coco import captured_output, java_available, ptb_tokenize
-from dvsa.io import atomic_path
 
 
 def per_image_scores(references: Mapping[Hashable, Sequence[str]], candidates: Mapping[Hashable, str]) -> dict[Hashable, dict[str, float]]:
@@ -50,8 +49,3 @@ def caption_table(ev: CaptionEvaluation, dataset: dict[str, Any]) -> pd.DataFram
     if ev.truth is not None:
         table["true"] = [j.true for j in ev.truth]
     return table
-
-
-def write_table(path: str | os.PathLike[str], table: pd.DataFrame) -> None:
-    with atomic_path(path) as tmp:
-        table.to_csv(tmp, index=False)

@@ -6,7 +6,9 @@ sentences, the regions the caption's words attended to (attention models) and, w
 stage drew one for that image (reports/alignment/ ``NN_<image file stem>.png``), its snippet figure; above it
 the metrics tables, model vs baseline. Thumbnails and attention figures go to reports/captioning/. All text is HTML-escaped. A small inline script records, once the page has
 loaded, how many images decoded (``<body data-images-loaded=.. data-images-total=..>``) so that a headless
-browser can check the page.
+browser can check the page. Given the per-image table (dvsa.evaluate.per_image), each card shows its CIDEr and
+BLEU-4 and the page can order the shown images by CIDEr, worst first (the link ``#worst-first``, plain script,
+``<body data-order=..>`` says which order is shown).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import html
 import os
 import re
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 import numpy as np
@@ -27,6 +29,9 @@ from dvsa.evaluate.captioning import CaptionEvaluation
 from dvsa.evaluate.coco import METRICS
 from dvsa.evaluate.truth import Judgement
 from dvsa.io import atomic_path
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 THUMBS = "captioning"  # folder beside index.html
 THUMB_SIZE = 256
@@ -48,9 +53,28 @@ th:first-child, td:first-child { text-align: left; }
 .true { color: #1a7f37; }
 .false { color: #c62828; text-decoration: line-through; }
 .legend { font-size: 0.9em; color: #555; }
+.scores { font-size: 0.9em; color: #555; margin: 4px 0; }
+.order a { margin: 0 4px; }
+.order a.active { font-weight: bold; color: #222; text-decoration: none; }
 """
 
 SCRIPT = """
+function applyOrder() {
+  var grid = document.querySelector(".grid");
+  var worst = location.hash === "#worst-first" && document.querySelector(".item[data-cider]") !== null;
+  var cards = Array.prototype.slice.call(grid.children);
+  cards.sort(function (a, b) {
+    var byScore = worst ? Number(a.dataset.cider) - Number(b.dataset.cider) : 0;
+    return byScore || Number(a.dataset.position) - Number(b.dataset.position);
+  });
+  cards.forEach(function (card) { grid.appendChild(card); });
+  document.body.setAttribute("data-order", worst ? "worst-first" : "default");
+  Array.prototype.forEach.call(document.querySelectorAll(".order a"), function (a) {
+    a.classList.toggle("active", (a.getAttribute("href") === "#worst-first") === worst);
+  });
+}
+applyOrder();
+window.addEventListener("hashchange", applyOrder);
 window.addEventListener("load", function () {
   var images = Array.prototype.slice.call(document.images);
   document.body.setAttribute("data-images-total", images.length);
@@ -79,11 +103,14 @@ def write_report(
     n_images: int,
     figures_dir: str | Path | None = None,
     boxes: np.ndarray | None = None,
+    per_image: pd.DataFrame | None = None,
 ) -> int:
     """Write `html_path` and its thumbnails folder atomically; return how many images the grid shows.
 
     `figures_dir` is the alignment figures folder; links to it are relative to `html_path`'s folder.
     `boxes` (N, R, 4), the regions of every dataset row, are needed to draw where the words attended.
+    `per_image`, the per-image table of `ev` (rows in `ev`'s order, columns CIDEr and Bleu_4), adds each
+    image's scores and the worst-first order.
     """
     html_path = Path(html_path)
     figures = alignment_figures(Path(figures_dir)) if figures_dir is not None else {}
@@ -93,7 +120,7 @@ def write_report(
     cards = []
     with atomic_path(html_path.parent / THUMBS) as thumbs:
         thumbs.mkdir(parents=True)
-        for k in order:
+        for position, k in enumerate(order):
             info = dataset["images"][int(ev.rows[k])]
             image = load_rgb(image_path(dataset["image_root"], info))
             attended = None
@@ -106,8 +133,11 @@ def write_report(
             image.save(thumbs / name, quality=90)
             figure = f"{rel_figures}/{figures[stems[k]]}" if stems[k] in figures else None
             attended_path = f"{THUMBS}/{attended}" if attended else None
-            cards.append(_card(ev, k, f"{THUMBS}/{name}", info["filename"], figure, attended_path))
-        page = _page(ev, dataset.get("dataset", ""), cards)
+            scores = None
+            if per_image is not None:
+                scores = float(per_image["CIDEr"].iloc[k]), float(per_image["Bleu_4"].iloc[k])
+            cards.append(_card(ev, k, position, f"{THUMBS}/{name}", info["filename"], figure, attended_path, scores))
+        page = _page(ev, dataset.get("dataset", ""), cards, per_image is not None)
         with atomic_path(html_path) as tmp:
             tmp.write_text(page, encoding="utf-8")
     return len(cards)
@@ -133,17 +163,27 @@ def _figure_link(path: str | None, cls: str, alt: str) -> str:
 
 
 def _card(
-    ev: CaptionEvaluation, k: int, thumb: str, filename: str, figure: str | None, attended: str | None
+    ev: CaptionEvaluation,
+    k: int,
+    position: int,
+    thumb: str,
+    filename: str,
+    figure: str | None,
+    attended: str | None,
+    scores: tuple[float, float] | None,
 ) -> str:
+    """One image's card; `position` is its place in the default order, `scores` its (CIDEr, BLEU-4)."""
     e = html.escape
     refs = "".join(f"<li>{e(r)}</li>" for r in ev.references[k])
     truth = ev.truth[k] if ev.truth is not None else None
     baseline_truth = ev.baseline_truth[k] if ev.baseline_truth is not None else None
     verdict = "" if truth is None else (" ✓" if truth.true else " ✗")
+    cider = "" if scores is None else f' data-cider="{scores[0]:.6g}"'
+    score_line = "" if scores is None else f'<p class="scores">CIDEr {scores[0]:.3f} · BLEU-4 {scores[1]:.3f}</p>'
     return (
-        f'<figure class="item" data-image-id="{e(str(ev.image_ids[k]))}">'
+        f'<figure class="item" data-image-id="{e(str(ev.image_ids[k]))}" data-position="{position}"{cider}>'
         f'<img class="photo" src="{e(quote(thumb))}" alt="{e(filename)}">'
-        f'<figcaption><p class="generated">{marked(ev.captions[k], truth)}{verdict}</p>'
+        f'<figcaption><p class="generated">{marked(ev.captions[k], truth)}{verdict}</p>{score_line}'
         f'<p class="baseline">nearest neighbour: {marked(ev.baseline[k], baseline_truth)}</p>'
         f'<ol class="refs">{refs}</ol></figcaption>'
         f'{_figure_link(attended, "alignment", "where the generated words looked (attention)")}'
@@ -185,7 +225,17 @@ def _cell(value: Any, reason: str = "") -> str:
     return f'<td class="unavailable" title="{html.escape(reason)}">{html.escape(str(value))}</td>'
 
 
-def _page(ev: CaptionEvaluation, dataset_name: str, cards: list[str]) -> str:
+def _order_control(n_shown: int) -> str:
+    """The links that order the grid: the default order, or by per-image CIDEr, worst first (see SCRIPT)."""
+    return (
+        '<p class="order">Order: <a href="#">images with an alignment figure first</a> · '
+        '<a href="#worst-first">CIDEr, worst first</a> '
+        f'<span class="legend">(of the {n_shown} shown; every image of the split is in '
+        "data/eval/captions_per_image.csv)</span></p>"
+    )
+
+
+def _page(ev: CaptionEvaluation, dataset_name: str, cards: list[str], sortable: bool) -> str:
     e = html.escape
     m = ev.metrics
     reasons = m.get("unavailable", {})
@@ -213,6 +263,7 @@ Test perplexity {m['model']['perplexity']:.3f}.</p>
 </table>
 {_truth_table(m)}
 <h2>Images ({len(cards)} of {m['n_images']})</h2>
+{_order_control(len(cards)) if sortable else ''}
 <div class="grid">
 {chr(10).join(cards)}
 </div>

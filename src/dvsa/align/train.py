@@ -30,7 +30,7 @@ from dvsa.align.encode import evaluate_split, region_tensors, trim
 from dvsa.align.model import AlignmentModel
 from dvsa.align.score import image_sentence_scores, ranking_loss
 from dvsa.data.labels import Labels
-from dvsa.data.loader import iterate_batches
+from dvsa.data.loader import CaptionBatch, iterate_batches
 from dvsa.distributed import World, barrier, data_parallel, gather_rows
 from dvsa.errors import InputError, TrainingError
 from dvsa.io import save_torch
@@ -74,17 +74,19 @@ def batch_loss(
     The B x (B*S) score matrix is computed in one pass (the images are embedded once); for each j < S the
     B x B matrix of every image against sentence j of every image is one batch of the paper's loss. `model` is
     an AlignmentModel or its DistributedDataParallel wrapper: then this rank embeds its `world.share` of the
-    images and sentences, and the gathered embeddings carry the gradients back to the rank that made them.
+    images and of their sentences, scores every image (gathered) against its sentences only, and the score
+    columns are gathered in turn, so that every rank holds the whole matrix for the whole batch's loss; both
+    gathers carry the gradients back to the rank that computed the rows.
     """
     mine = world.share(len(image_ix))
     words_t = trim(words)  # (B*S, T), T of the whole batch, the same on every rank
     feats, _ = region_tensors(store, image_ix[mine])  # (b, R, D)
     mask = torch.from_numpy(store.mask(image_ix))  # (B, R)
     local_words = words_t[mine.start * p.seq_per_img : mine.stop * p.seq_per_img]  # (b*S, T)
-    v, s, _ = model(feats, mask[mine], local_words)  # (b, R, h), (b*S, T, h)
-    v, s = gather_rows(v), gather_rows(s)  # (B, R, h), (B*S, T, h)
-    mask, wmask = mask.to(v.device), (words_t > 0).to(v.device)
-    scores = image_sentence_scores(v, mask, s, wmask, p.score)  # (B, B*S); sentence b*S + j: image b
+    v, s, wmask = model(feats, mask[mine], local_words)  # (b, R, h), (b*S, T, h), (b*S, T)
+    v = gather_rows(v)  # (B, R, h)
+    columns = image_sentence_scores(v, mask.to(v.device), s, wmask, p.score)  # (B, b*S)
+    scores = gather_rows(columns.T).T  # (B, B*S); sentence b*S + j: image b
     total = sum(ranking_loss(scores[:, j :: p.seq_per_img], p.margin) for j in range(p.seq_per_img))
     return total / scores.shape[1]
 
@@ -183,17 +185,34 @@ def _train_epoch(
     for batch in bar:
         if len(batch.image_ix) < 2:  # a ranking needs a negative
             continue
-        loss = batch_loss(model, store, batch.image_ix, batch.labels, p, world)
-        if not torch.isfinite(loss):
-            raise TrainingError(f"alignment loss became {loss.item()} in epoch {epoch + 1}; lower alignment.lr")
-        optimizer.zero_grad()
-        loss.backward()
-        if p.grad_clip > 0:
-            torch.nn.utils.clip_grad_value_(model.parameters(), p.grad_clip)
-        optimizer.step()
+        loss = train_step(model, optimizer, store, batch, p, world)
+        if not math.isfinite(loss):
+            raise TrainingError(f"alignment loss became {loss} in epoch {epoch + 1}; lower alignment.lr")
         n = len(batch.labels)
-        total, count = total + loss.item() * n, count + n
+        total, count = total + loss * n, count + n
     return total / max(count, 1)
+
+
+def train_step(
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    store: RegionStore,
+    batch: CaptionBatch,
+    p: AlignmentParams,
+    world: World = World(),
+) -> float:
+    """One update on `batch` (this rank's share of it in a data-parallel `world`): eq. (9), backward,
+    element-wise clipping, the optimizer's step. Returns the loss per sentence (no update when it is not
+    finite)."""
+    loss = batch_loss(model, store, batch.image_ix, batch.labels, p, world)
+    if not torch.isfinite(loss):
+        return float(loss.item())
+    optimizer.zero_grad()
+    loss.backward()
+    if p.grad_clip > 0:
+        torch.nn.utils.clip_grad_value_(model.parameters(), p.grad_clip)
+    optimizer.step()
+    return float(loss.item())
 
 
 def _log_row(live: Live | None, row: dict[str, float]) -> None:

@@ -137,3 +137,34 @@ def test_a_killed_rank_stops_the_run_with_one_line_and_no_model(toy: Path, tmp_p
     assert lines == [f"error: {WORKER}: rank 1 (pid {victim}) was killed by SIGKILL; the other ranks were stopped"]
     assert not (tmp_path / "captioner.pt").exists() and not (tmp_path / "weights.pt").exists()
     assert (tmp_path / "resume.pt").is_file()  # the last validation's state, for the rerun
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="finds the ranks through /proc (Linux)")
+def test_the_ranks_die_with_their_launcher(toy: Path, tmp_path: Path) -> None:
+    """torchrun starts each rank in a session of its own: `kill -9` of the launcher (or of `dvc repro` with its
+    process group) must not leave ranks running that would write outputs later."""
+    cmd = [sys.executable, "-m", "dvsa.launch", "--nproc-per-node", "2", str(WORKER), "captioner", str(toy),
+           str(tmp_path), json.dumps({**CAPTIONER, "max_iters": 2000})]
+    env = {**os.environ, "PYTHONPATH": f"{REPO}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while not (tmp_path / "resume.pt").exists():  # both ranks are in the process group, training
+        assert proc.poll() is None and time.monotonic() < deadline
+        time.sleep(0.05)
+    ranks = [rank_pid(proc.pid, r) for r in (0, 1)]
+    assert None not in ranks
+    proc.kill()
+    proc.wait()
+    deadline = time.monotonic() + 10
+    while any(Path(f"/proc/{pid}").exists() and "Z" not in _state(pid) for pid in ranks):
+        assert time.monotonic() < deadline, "a rank outlived its launcher"
+        time.sleep(0.05)
+    assert not (tmp_path / "captioner.pt").exists()
+
+
+def _state(pid: int | None) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return "Z"

@@ -3,7 +3,9 @@
 images skipped as unreadable).
 
 The work goes through shards in data/regions.work/ (not a DVC output): a run that is killed, runs out of
-memory or meets a bad image keeps its finished shards, and the next `dvc repro` resumes from them.
+memory or meets a bad image keeps its finished shards, and the next `dvc repro` resumes from them, with the
+same or another compute.nproc. Under torchrun (dvc.yaml launches it with `python -m dvsa.launch`) each rank
+extracts its share of the shards on its own device; rank 0 alone writes regions.h5 and the metrics.
 """
 
 from __future__ import annotations
@@ -16,14 +18,15 @@ import torch
 import torchvision
 
 from dvsa.data.dataset import load_dataset
-from dvsa.device import autocast_dtype, load_compute, out_of_memory_hint, resolve_device
+from dvsa.device import ComputeParams, autocast_dtype, load_compute, out_of_memory_hint, resolve_device
+from dvsa.distributed import World, process_group
 from dvsa.errors import ParamsError
 from dvsa.io import write_json
 from dvsa.params import load_params
 from dvsa.regions.checkpoint import load_region_cnn
 from dvsa.regions.config import RegionsParams
 from dvsa.regions.data import image_records
-from dvsa.regions.extract import write_regions
+from dvsa.regions.extract import extraction_threads, write_regions
 from dvsa.regions.metrics import object_accuracy
 from dvsa.regions.pretrained import sha256_file
 from dvsa.regions.shapes_net import ShapesRegionCNN
@@ -42,6 +45,12 @@ def main() -> None:
     params = load_params(RegionsParams, "regions")
     compute = load_compute()
     device = resolve_device(compute)
+    with process_group(compute, device) as world:
+        extract(params, compute, device, world)
+
+
+def extract(params: RegionsParams, compute: ComputeParams, device: torch.device, world: World) -> None:
+    """This rank's share of the shards; on rank 0, then regions.h5, metrics/regions.json and the summary."""
     amp = autocast_dtype(compute, device)
     records = image_records(load_dataset(DATASET), DATASET)
     if params.detect.proposals == "oracle" and not any(len(r.boxes) for r in records):
@@ -49,7 +58,7 @@ def main() -> None:
             f"regions.detect.proposals: oracle needs the true objects of the shapes world; {DATASET} has none"
         )
     model = load_region_cnn(MODEL, device)
-    key = fingerprint(
+    key = fingerprint(  # not the world size: a shard's bits do not depend on it (see write_regions)
         {
             "model": sha256_file(MODEL),
             "params": {
@@ -87,7 +96,10 @@ def main() -> None:
             on_bad_image=params.on_bad_image,
             workers=compute.workers,
             amp=amp,
+            world=world,
         )
+        if result is None:  # not rank 0
+            return
         metrics: dict[str, object] = {
             "n_images": len(records),
             "n_skipped": len(result.skipped),
@@ -96,7 +108,8 @@ def main() -> None:
         }
         val = [r for r in records if r.split == "val" and len(r.boxes)]
         if isinstance(model, ShapesRegionCNN) and val:
-            metrics["val_detector_accuracy"] = object_accuracy(model, val, params.batch_size)
+            with extraction_threads():  # the thread count could flip an argmax at a tie
+                metrics["val_detector_accuracy"] = object_accuracy(model, val, params.batch_size)
     write_json(METRICS, metrics)
     print(
         f"regions: {OUT}; "

@@ -64,7 +64,7 @@ def _report(script: str, failures: dict[int, ProcessFailure]) -> None:
     if reported:
         rank = min(reported)
         if rank != 0:
-            print(reported[rank].message, file=sys.stderr)
+            _print_line(reported[rank].message)
         sys.exit(EXIT_ERROR)
     stopped_by_others = (EXIT_PEER_FAILED, -signal.SIGTERM)  # what torchrun does to the rest once one has failed
     codes = {f.exitcode for f in failures.values()}
@@ -80,8 +80,16 @@ def _report(script: str, failures: dict[int, ProcessFailure]) -> None:
 
 
 def _fail(message: str) -> None:
-    print(f"error: {message}", file=sys.stderr)
+    _print_line(f"error: {message}")
     sys.exit(1)
+
+
+def _print_line(line: str) -> None:
+    """`line` on stderr, from the start of a line: the ranks share this stderr, and one that was stopped or
+    killed may have left its progress bar's line open (tqdm ends it only when the bar closes). A carriage return
+    goes back to its start (on a terminal, ESC[K also clears the bar); read line by line (str.splitlines,
+    Python's universal newlines), the line is one of its own."""
+    print(("\r\033[K" if sys.stderr.isatty() else "\r") + line, file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 """Region features of images (the paper's Sec. 3.1.1): detections -> NMS -> top 19 + the whole image
--> fc7 of each box, and their extraction into data/regions/regions.h5 in resumable shards."""
+-> fc7 of each box, and their extraction into data/regions/regions.h5 in resumable shards, shared out
+among the ranks of a torchrun run."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import os
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,6 +19,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from dvsa.device import autocast
+from dvsa.distributed import World, all_gather_objects, broadcast_object
 from dvsa.errors import InputError, ParamsError
 from dvsa.regions.boxes import clip_boxes, scale_boxes
 from dvsa.regions.config import DetectParams
@@ -27,6 +30,9 @@ from dvsa.regions.model import Prepared, RegionCNN, to_float
 from dvsa.regions.select import pack_regions, select_detections
 from dvsa.regions.shards import Shard, ShardFolder
 from dvsa.regions.store import N_REGIONS
+
+# torch's CPU threads per process while extracting (see extraction_threads)
+EXTRACTION_THREADS = 1
 
 
 @dataclass
@@ -185,6 +191,96 @@ def extract_shard(
     )
 
 
+@contextmanager
+def extraction_threads() -> Iterator[None]:
+    """torch's CPU threads fixed at EXTRACTION_THREADS for the body, then restored.
+
+    How a CPU operation splits its sums among threads can change the last bit of its result (the shapes
+    detector's scores differ at 8 threads from 1), and the thread count otherwise depends on compute.nproc:
+    torchrun starts each of several ranks with OMP_NUM_THREADS=1, a process of its own gets every core. A
+    fixed count makes regions.h5 the same whatever compute.nproc, so that a shard is reusable by a rerun with
+    another one (the fingerprint leaves the world size out). One thread: on the CPU, compute.nproc uses the
+    cores (a process each), and the shapes network's small operations run faster on one thread anyway.
+    """
+    threads = torch.get_num_threads()
+    torch.set_num_threads(EXTRACTION_THREADS)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+def open_shards(
+    work_dir: Path, key: str, n_images: int, shard_size: int, world: World
+) -> tuple[ShardFolder, list[int]]:
+    """The work folder and the shards still to extract, the same on every rank.
+
+    Rank 0 opens the folder (emptying one left by other inputs) and lists the unfinished shards; the others
+    open it only once they have rank 0's list (the broadcast waits for it), so that no rank reads the folder
+    while rank 0 empties it, and all share out the same list (a rank that listed it later could miss a shard
+    another rank has finished meanwhile, or find one more).
+    """
+    first = ShardFolder(work_dir, key, n_images, shard_size) if world.main else None
+    todo: list[int] = broadcast_object([k for k in range(first.n_shards) if not first.done(k)] if first else [])
+    return first or ShardFolder(work_dir, key, n_images, shard_size, create=False), todo
+
+
+def extract_shards(
+    model: RegionCNN,
+    records: Sequence[ImageRecord],
+    shards: ShardFolder,
+    mine: Sequence[int],
+    detect: DetectParams,
+    batch_size: int,
+    feats_dtype: str,
+    on_bad_image: str,
+    workers: int,
+    amp: torch.dtype | None,
+    bar: tqdm,
+) -> int:
+    """Extract and write shards `mine`, in order, their images decoded by `workers` processes; return the
+    number of images extracted."""
+    if not mine:
+        return 0
+    loaded = load_images(
+        [r.path for r in records],
+        [i for k in mine for i in shards.rows(k)],
+        model.input_size,
+        workers,
+        model.device.type == "cuda",
+    )
+    n = 0
+    for k in mine:
+        rows = shards.rows(k)
+        batches = shard_batches(loaded, rows, batch_size)
+        shards.write(k, extract_shard(model, records, batches, rows.start, detect, feats_dtype, on_bad_image, amp, bar))
+        n += len(rows)
+    return n
+
+
+def progress_bar(n_images: int, done_images: int, mine_images: int, world: World) -> tqdm:
+    """Rank 0's bar: the whole dataset in a run of one process, rank 0's share of the shards left in a run of
+    several (the ranks' shares differ by at most one shard). The other ranks show none: their bars would
+    overwrite each other's line."""
+    if world.size == 1:
+        return tqdm(total=n_images, initial=done_images, desc="regions", unit="img", smoothing=0.1)
+    return tqdm(
+        total=mine_images, desc=f"regions, rank 0 of {world.size}", unit="img", smoothing=0.1, disable=not world.main
+    )
+
+
+def throughput_line(done: Sequence[tuple[int, float]]) -> str:
+    """The images extracted and the time taken, over all ranks and (with several) per rank; `done` holds
+    each rank's (images, seconds), all timed from the same start (once the shards were shared out)."""
+    n = sum(images for images, _ in done)
+    seconds = max(max(s for _, s in done), 1e-9)  # the slowest rank's
+    line = f"regions: {n} images in {seconds:.1f} s ({n / seconds:.2f} images/s)"
+    if len(done) == 1:
+        return line
+    ranks = ", ".join(f"rank {r}: {images} in {s:.1f} s" for r, (images, s) in enumerate(done))
+    return f"{line} on {len(done)} processes ({ranks})"
+
+
 def write_regions(
     model: RegionCNN,
     records: Sequence[ImageRecord],
@@ -199,11 +295,21 @@ def write_regions(
     on_bad_image: str = "error",
     workers: int = 0,
     amp: torch.dtype | None = None,
-) -> Extraction:
+    world: World | None = None,
+) -> Extraction | None:
     """Every image's regions into regions.h5 (row i = records[i]), through shards in `work_dir` (kept after
     an interruption and reused by a rerun with the same `key`; a temporary folder when None); returns per
-    split the recall of the true objects (when the images have any) and the skipped images."""
+    split the recall of the true objects (when the images have any) and the skipped images.
+
+    Under torchrun (`world` of several ranks, default one, in a process group; `work_dir` on a file system
+    they share) the unfinished shards are dealt out in turn, rank r taking the r-th, the (r + W)-th, ...: in a
+    fresh run, the shards k with k % W == r. Every rank waits until all shards are written; then rank 0 alone assembles
+    regions.h5 and returns, and the other ranks return None. Shards never depend on which rank or how many
+    wrote them (batches never cross a shard, the CPU threads are fixed), so regions.h5 is the same bit for
+    bit whatever the world size, and a rerun with another one reuses the finished shards.
+    """
     model.eval()
+    world = world or World()
     if work_dir is None:
         with tempfile.TemporaryDirectory() as tmp:
             return write_regions(
@@ -219,31 +325,27 @@ def write_regions(
                 on_bad_image=on_bad_image,
                 workers=workers,
                 amp=amp,
+                world=world,
             )
-    shards = ShardFolder(work_dir, key, len(records), shard_size)
-    todo = [k for k in range(shards.n_shards) if not shards.done(k)]
+    shards, todo = open_shards(Path(work_dir), key, len(records), shard_size, world)
     kept = shards.n_shards - len(todo)
     done_images = len(records) - sum(len(shards.rows(k)) for k in todo)
-    if kept:
-        print(f"regions: resuming: {kept} of {shards.n_shards} shards ({done_images} images) kept in {work_dir}")
+    if kept and world.main:
+        print(
+            f"regions: resuming: {kept} of {shards.n_shards} shards ({done_images} images) kept in {work_dir}"
+            + (f"; the other {len(todo)} shared by {world.size} processes" if world.size > 1 else "")
+        )
+    mine = todo[world.rank :: world.size]
+    mine_images = sum(len(shards.rows(k)) for k in mine)
     start = time.perf_counter()
-    loaded = load_images(
-        [r.path for r in records],
-        [i for k in todo for i in shards.rows(k)],
-        model.input_size,
-        workers,
-        model.device.type == "cuda",
-    )
-    with tqdm(total=len(records), initial=done_images, desc="regions", unit="img", smoothing=0.1) as bar:
-        for k in todo:
-            rows = shards.rows(k)
-            batches = shard_batches(loaded, rows, batch_size)
-            shards.write(
-                k, extract_shard(model, records, batches, rows.start, detect, feats_dtype, on_bad_image, amp, bar)
-            )
-    seconds = time.perf_counter() - start
-    n_new = len(records) - done_images
-    print(f"regions: {n_new} images in {seconds:.1f} s ({n_new / max(seconds, 1e-9):.2f} images/s)")
+    with extraction_threads(), progress_bar(len(records), done_images, mine_images, world) as bar:
+        n = extract_shards(
+            model, records, shards, mine, detect, batch_size, feats_dtype, on_bad_image, workers, amp, bar
+        )
+    done = all_gather_objects((n, time.perf_counter() - start))  # waits for every rank's shards
+    if not world.main:
+        return None
+    print(throughput_line(done))
     parts = shards.assemble(out_path, model.fc7_dim, feats_dtype)
     shards.remove()
     meters: dict[str, RecallMeter] = {}

@@ -4,8 +4,9 @@ Shard k holds the regions of images [k * shard_size, (k + 1) * shard_size) and i
 all of them are done, so a kill, an out-of-memory or a bad image loses at most one shard. The folder's
 manifest.json records a fingerprint of everything that decides the shards' bits (the model file, the params,
 the images, the code, the device); a rerun with the same fingerprint keeps the finished shards, any other
-empties the folder first. regions.h5 is assembled from the shards (atomically) only when all are done, so
-DVC never sees a partial one; then the folder is removed.
+empties the folder first. Under torchrun the ranks write their shards into the one folder (rank 0 opens it
+first, see dvsa.regions.extract.open_shards). regions.h5 is assembled from the shards (atomically) only when
+all are done, so DVC never sees a partial one; then the folder is removed.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from typing import Any
 import h5py
 import numpy as np
 
+from dvsa.errors import InputError
 from dvsa.io import atomic_path, read_json, write_json
 from dvsa.regions.store import RegionWriter
 
@@ -63,12 +65,22 @@ def images_digest(paths: Sequence[Path], image_ids: Sequence[int]) -> str:
 
 
 class ShardFolder:
-    def __init__(self, folder: str | os.PathLike[str], key: str, n_images: int, shard_size: int) -> None:
-        """Open the work folder for a run identified by `key` (see :func:`fingerprint`); a folder left by a
-        run with another key is emptied."""
+    def __init__(
+        self, folder: str | os.PathLike[str], key: str, n_images: int, shard_size: int, *, create: bool = True
+    ) -> None:
+        """Open the work folder for a run identified by `key` (see :func:`fingerprint`). With `create` (a run of
+        one process, or rank 0) a folder left by a run with another key is emptied; without (the other ranks of
+        a torchrun run, once rank 0 has opened it) the folder must be this run's: a rank that computes another
+        key (a node with other code, images or versions) stops rather than mix its shards in."""
         self.folder, self.n_images, self.shard_size = Path(folder), n_images, shard_size
         manifest = self.folder / MANIFEST
-        if self.folder.exists() and not (manifest.is_file() and read_json(manifest).get("key") == key):
+        current = manifest.is_file() and read_json(manifest).get("key") == key
+        if not create and not current:
+            raise InputError(
+                f"{manifest}: rank 0 opened the work folder for other inputs than this rank's (model, params, "
+                "images, code or versions differ between the nodes); every node needs the same project and software"
+            )
+        if self.folder.exists() and not current:
             shutil.rmtree(self.folder)
         if not manifest.is_file():
             write_json(manifest, {"key": key, "n_images": n_images, "shard_size": shard_size})

@@ -3,8 +3,9 @@ loopback rendezvous) train the same weights as 1 process on the same global batc
 few steps (the sums are split differently: float rounding only); a run stopped by one rank's SIGINT stops every
 rank at the same iteration, and resumes in a run with another number of processes.
 
-Exactness needs no dropout (its masks are drawn per rank) and, for the alignment model, the whole batch scored
-on every rank; the batches here are not divisible by 2, so the ranks' shares differ in size.
+The captioner trains with dropout (its masks are drawn for the whole batch and cut per rank); the alignment
+model without (its default; its masks would be drawn per rank). The batches here are not divisible by 2, so
+the ranks' shares differ in size.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ TOLERANCE = 1e-4  # max |w_2 - w_1| / max |w_1| over each weight tensor
 ALIGNMENT = {"hidden_size": 16, "word_embedding_size": 8, "batch_size": 21, "seq_per_img": 2, "epochs": 2,
              "lr": 0.01, "threads": 1}
 CAPTIONER = {"rnn_size": 24, "input_encoding_size": 16, "att_size": 16, "batch_size": 7, "seq_per_img": 3,
-             "max_iters": 16, "val_every": 8, "val_images": 4, "learning_rate": 0.01, "drop_prob_lm": 0.0, "threads": 1}
+             "max_iters": 16, "val_every": 8, "val_images": 4, "learning_rate": 0.01, "drop_prob_lm": 0.3, "threads": 1}
 
 
 def launch(nproc: int, kind: str, data: Path, out: Path, params: dict[str, Any], stop: int | None = None,

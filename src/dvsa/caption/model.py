@@ -21,6 +21,8 @@ encoded v_i = ReLU(W_e x_i + b_e) (the paper's eq. (1) with a ReLU, as neuraltal
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -50,6 +52,29 @@ class DecodeState(NamedTuple):
             tuple(s.index_select(1, index) for s in self.rnn),
             *(None if x is None else x.index_select(0, index) for x in rows),
         )
+
+
+class BatchDropout(nn.Module):
+    """Dropout whose mask of batch row i does not depend on how the batch is split among ranks.
+
+    Inside ``Captioner.batch_rows(start, total, seed)`` (a training step) the mask of all `total` rows of the
+    global batch is drawn from a generator seeded by the step, and this rank's rows start.. are cut from it: a
+    data-parallel step drops the units one process would. Outside, it is plain dropout (torch's RNG).
+    """
+
+    def __init__(self, p: float) -> None:
+        super().__init__()
+        self.p = p
+        self.rows: tuple[int, int, torch.Generator] | None = None  # start, total, generator
+
+    def forward(self, x: Tensor) -> Tensor:
+        if not self.training or self.p == 0.0:
+            return x
+        if self.rows is None:
+            return F.dropout(x, self.p, True)
+        start, total, generator = self.rows
+        keep = torch.empty((total, *x.shape[1:])).bernoulli_(1.0 - self.p, generator=generator)  # (total, ...)
+        return x * keep[start : start + len(x)].to(x.device, x.dtype) / (1.0 - self.p)
 
 
 def expand(x: Tensor, seq_per_img: int) -> Tensor:
@@ -134,7 +159,7 @@ class Captioner(nn.Module):
                 nn.LSTMCell(input_encoding_size + rnn_size if layer == 0 else rnn_size, rnn_size)
                 for layer in range(num_layers)
             )
-            self.between = nn.Dropout(between)
+            self.between = BatchDropout(between)
         elif rnn_type == "lstm":
             self.core: nn.LSTM | nn.RNN = nn.LSTM(
                 input_encoding_size, rnn_size, num_layers, batch_first=True, dropout=between
@@ -150,7 +175,7 @@ class Captioner(nn.Module):
             self.att_score = nn.Linear(att_size, 1, bias=False)  # w_a
             self.att_out = nn.Linear(rnn_size + input_encoding_size, rnn_size)  # W_c
         self.embed = nn.Embedding(vocab_size + 1, input_encoding_size)  # W_w; row 0 = START
-        self.drop = nn.Dropout(drop_prob_lm)
+        self.drop = BatchDropout(drop_prob_lm)
         self.logit = nn.Linear(rnn_size, vocab_size + 1)  # W_o, b_o; output 0 = END
 
     # ---- the image ------------------------------------------------------------------------------------
@@ -174,6 +199,21 @@ class Captioner(nn.Module):
         return torch.tanh(self.att_out(torch.cat([h, context], dim=-1))), alpha
 
     # ---- training -------------------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def batch_rows(self, start: int, total: int, seed: int) -> Iterator[None]:
+        """Within: the dropout masks of caption rows start.. of a global batch of `total` rows, drawn for the
+        whole batch from a generator seeded by `seed` (see BatchDropout). nn.LSTM / nn.RNN's own dropout
+        between layers (``image: whole`` with num_layers > 1) stays torch's."""
+        generator = torch.Generator().manual_seed(seed)
+        drops = [m for m in self.modules() if isinstance(m, BatchDropout)]
+        for m in drops:
+            m.rows = (start, total, generator)
+        try:
+            yield
+        finally:
+            for m in drops:
+                m.rows = None
 
     def forward(self, feats: Tensor, mask: Tensor, labels: Tensor, seq_per_img: int) -> Tensor:
         """Teacher-forced log-probabilities.

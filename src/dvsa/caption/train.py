@@ -21,9 +21,10 @@ resume file is ignored when the params or the input files differ, and removed wh
 Data-parallel (torchrun, dvsa.distributed): every rank draws the same global batch and takes its share of the
 images (and their captions); the LM is wrapped in DistributedDataParallel, the CNN's gradients are averaged by
 one all_reduce, and each rank's loss is its -log p sum over the whole batch's token count, so the averaged
-gradient (and then L2, the clamp and Adam) is that of one process on the same batch. Dropout and augmentation
-draw from RNGs seeded by (seed, iteration, rank): exact resume needs no saved RNG, whatever the number of
-processes. Rank 0 alone validates and writes the logs, history, resume file and checkpoint; a SIGINT / SIGTERM
+gradient (and then L2, the clamp and Adam) is that of one process on the same batch. The dropout masks are
+drawn for the whole batch and cut per rank (model.BatchDropout), so they too are those of one process; the
+augmentation of the finetuned CNN draws from an RNG seeded by (seed, iteration, rank). Every RNG is seeded by
+the iteration: exact resume needs no saved RNG state, whatever the number of processes. Rank 0 alone validates and writes the logs, history, resume file and checkpoint; a SIGINT / SIGTERM
 is acted on by every rank at the same iteration.
 """
 
@@ -233,9 +234,9 @@ def train_step(
     tune = cnn is not None and finetuning(params, iteration)
     if cnn is not None:
         cnn.train(tune)
-    seeds = [params.seed, iteration, world.rank]
-    torch.manual_seed(int(np.random.SeedSequence(seeds).generate_state(1)[0]))  # dropout
-    rng = np.random.default_rng(seeds) if cnn is not None else None  # augmentation
+    step_seed = int(np.random.SeedSequence([params.seed, iteration]).generate_state(1)[0])
+    torch.manual_seed(step_seed + world.rank)  # the dropout that BatchDropout does not cover (nn.LSTM's)
+    rng = np.random.default_rng([params.seed, iteration, world.rank]) if cnn is not None else None  # augmentation
     mine = world.share(len(batch.image_ix))
     weight = 1.0
     if mine.start == mine.stop:  # fewer images than ranks: this rank runs one with no weight
@@ -250,7 +251,8 @@ def train_step(
     labels = batch.labels[:, :length]  # (B * S, L')
     caps = torch.from_numpy(labels[mine.start * params.seq_per_img : mine.stop * params.seq_per_img]).to(device)
     forward = protos.lm_forward or lm
-    nll = weight * language_model_nll(forward(feats, mask, caps, params.seq_per_img), caps)  # this rank's sum
+    with lm.batch_rows(mine.start * params.seq_per_img, len(labels), step_seed):  # dropout as in one process
+        nll = weight * language_model_nll(forward(feats, mask, caps, params.seq_per_img), caps)  # this rank's sum
     n_tokens = predicted_tokens(labels)  # of the whole batch
     value = float(all_reduce_sum(nll.detach().double().reshape(1)).item()) / n_tokens
     if not math.isfinite(value):

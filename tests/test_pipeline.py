@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 import yaml
 
-from tests.project import TINY, copy_project, dvc, merge
+from tests.project import TINY, copy_project, dvc, merge, write_params
 
 pytestmark = pytest.mark.slow
 
@@ -154,3 +155,33 @@ def test_a_forced_rerun_changes_no_tracked_file(project: Path) -> None:
     status = subprocess.run(["git", "status", "--porcelain"], cwd=project, capture_output=True, text=True, check=True)
     assert status.stdout == ""
     assert out_of_date(project) == set()
+
+
+DISTRIBUTED_STAGES = {"regions", "train_alignment", "train_captioner"}
+
+
+def test_two_processes_run_the_pipeline_with_the_metrics_of_one(project: Path, tmp_path: Path) -> None:
+    """`compute.nproc: 2` (torchrun, gloo): exactly the stages it launches rerun (their descendants follow
+    only where an output changed), regions.h5 comes out the same file, and the models the same up to float
+    rounding, so the metrics are those of one process."""
+    root = tmp_path / "project"
+    shutil.copytree(project, root, symlinks=True)
+    one = {name: json.loads((root / f"metrics/{name}.json").read_text()) for name in ("alignment", "captioning")}
+    regions_lock = [o for o in yaml.safe_load((root / "dvc.lock").read_text())["stages"]["regions"]["outs"]]
+    write_params(root, {"compute": {"nproc": 2}})
+    assert out_of_date(root) == DISTRIBUTED_STAGES
+    dvc(root, "repro")
+    assert yaml.safe_load((root / "dvc.lock").read_text())["stages"]["regions"]["outs"] == regions_lock
+    for name, figures in one.items():
+        two = json.loads((root / f"metrics/{name}.json").read_text())
+        assert _keys(two) == _keys(figures)
+        for key in _keys(figures):
+            a, b = _get(two, key), _get(figures, key)
+            assert a == (pytest.approx(b, abs=1e-6) if isinstance(b, float) else b), (name, key)
+    assert out_of_date(root) == set()
+
+
+def _get(node: object, dotted: str) -> object:
+    for part in dotted.split("."):
+        node = node[part]  # type: ignore[index]
+    return node

@@ -14,6 +14,7 @@ of the cross-entropy, words + END (captioner), of the whole global batch.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import subprocess
@@ -86,7 +87,9 @@ def _alignment(a: argparse.Namespace, compute: ComputeParams, device: torch.devi
         model = AlignmentModel(labels.vocab_size, store.dim, p).to(device)
         optimizer = make_optimizer(model, p)
         trained = data_parallel(model, world)
-        batches = iterate_batches(labels, "train", p.batch_size, p.seq_per_img, np.random.default_rng(p.seed))
+        rng = np.random.default_rng(p.seed)
+        epochs = itertools.count()  # as many epochs as the steps need
+        batches = (b for _ in epochs for b in iterate_batches(labels, "train", p.batch_size, p.seq_per_img, rng))
         for _ in range(a.warmup):
             align_step(trained, optimizer, store, next(batches), p, world)
         barrier()

@@ -168,7 +168,8 @@ def main() -> None:
         base = measure(task, 1, a)
         for n in sorted(a.nproc):
             rate = base if n == 1 else measure(task, n, a)
-            print(f"| {task} | {n} | {rate:,.1f} {UNITS[task]} | {rate / base:.2f}x | {rate / base / n:.2f} |", flush=True)
+            speedup = rate / base
+            print(f"| {task} | {n} | {rate:,.1f} {UNITS[task]} | {speedup:.2f}x | {speedup / n:.2f} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -58,6 +58,9 @@ class World:
         return slice(int(bounds[self.rank]), int(bounds[self.rank + 1]))
 
 
+ONE_PROCESS = World()  # a run without torchrun: the default world of the functions that take one
+
+
 def _silent(line: str) -> None:
     """A log that says nothing."""
 
@@ -65,7 +68,8 @@ def _silent(line: str) -> None:
 def current_world() -> World:
     """The World of this process, from torchrun's environment (a world of one without it)."""
     try:
-        return World(int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)), int(os.environ.get("LOCAL_RANK", 0)))
+        env = os.environ
+        return World(int(env.get("RANK", 0)), int(env.get("WORLD_SIZE", 1)), int(env.get("LOCAL_RANK", 0)))
     except ValueError as e:
         raise ParamsError(f"RANK / WORLD_SIZE / LOCAL_RANK in the environment are not integers ({e})") from None
 

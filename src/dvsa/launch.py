@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> None:
 
 def _report(script: str, failures: dict[int, ProcessFailure]) -> None:
     """Exit with one line for the failed ranks (see the module's docstring)."""
-    reported = {rank: f for rank, f in failures.items() if isinstance(f.message, str) and f.message.startswith("error:")}
+    reported = {r: f for r, f in failures.items() if isinstance(f.message, str) and f.message.startswith("error:")}
     if reported:
         rank = min(reported)
         if rank != 0:

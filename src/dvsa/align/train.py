@@ -2,8 +2,8 @@
 
 After every epoch the whole training state (weights, optimizer, epoch, best weights so far, the metric history
 and the numpy and torch RNG states) is written atomically to a resume file (dvsa.train.state). A run that
-finds a resume file made with the same params and the same input data goes on from it, and ends with exactly the weights that an
-uninterrupted run would have reached.
+finds a resume file made with the same params and the same input data goes on from it, and ends with exactly
+the weights that an uninterrupted run would have reached.
 
 Data-parallel (torchrun, dvsa.distributed): every rank draws the same global batch; each embeds its share of
 the images and their sentences in a DistributedDataParallel model; the embeddings are gathered across ranks
@@ -31,7 +31,7 @@ from dvsa.align.model import AlignmentModel
 from dvsa.align.score import image_sentence_scores, ranking_loss
 from dvsa.data.labels import Labels
 from dvsa.data.loader import CaptionBatch, iterate_batches
-from dvsa.distributed import World, barrier, data_parallel, gather_rows
+from dvsa.distributed import ONE_PROCESS, World, barrier, data_parallel, gather_rows
 from dvsa.errors import InputError, TrainingError
 from dvsa.io import save_torch
 from dvsa.live import open_live
@@ -67,7 +67,7 @@ def batch_loss(
     image_ix: np.ndarray,
     words: np.ndarray,
     p: AlignmentParams,
-    world: World = World(),
+    world: World = ONE_PROCESS,
 ) -> torch.Tensor:
     """Eq. (9) per sentence for a batch of B images with seq_per_img (S) sentences each.
 
@@ -114,7 +114,7 @@ def train(
     stop_after: int | None = None,
     log: Callable[[str], None] = print,
     device: torch.device | None = None,
-    world: World = World(),
+    world: World = ONE_PROCESS,
 ) -> tuple[AlignmentModel, TrainState]:
     """Train (or resume) for `p.epochs` epochs; returns the model (last weights) and the final state.
 
@@ -199,7 +199,7 @@ def train_step(
     store: RegionStore,
     batch: CaptionBatch,
     p: AlignmentParams,
-    world: World = World(),
+    world: World = ONE_PROCESS,
 ) -> float:
     """One update on `batch` (this rank's share of it in a data-parallel `world`): eq. (9), backward,
     element-wise clipping, the optimizer's step. Returns the loss per sentence (no update when it is not

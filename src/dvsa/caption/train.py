@@ -24,8 +24,9 @@ one all_reduce, and each rank's loss is its -log p sum over the whole batch's to
 gradient (and then L2, the clamp and Adam) is that of one process on the same batch. The dropout masks are
 drawn for the whole batch and cut per rank (model.BatchDropout), so they too are those of one process; the
 augmentation of the finetuned CNN draws from an RNG seeded by (seed, iteration, rank). Every RNG is seeded by
-the iteration: exact resume needs no saved RNG state, whatever the number of processes. Rank 0 alone validates and writes the logs, history, resume file and checkpoint; a SIGINT / SIGTERM
-is acted on by every rank at the same iteration.
+the iteration: exact resume needs no saved RNG state, whatever the number of processes. Rank 0 alone
+validates and writes the logs, history, resume file and checkpoint; a SIGINT / SIGTERM is acted on by every
+rank at the same iteration.
 """
 
 from __future__ import annotations
@@ -52,7 +53,7 @@ from dvsa.data.labels import Labels
 from dvsa.data.loader import CaptionBatch, iterate_batches
 from dvsa.data.rows import check_rows
 from dvsa.data.vocab import decode
-from dvsa.distributed import World, all_reduce_sum, average_gradients, barrier, data_parallel
+from dvsa.distributed import ONE_PROCESS, World, all_reduce_sum, average_gradients, barrier, data_parallel
 from dvsa.errors import InputError, TrainingError
 from dvsa.evaluate.coco import coco_scores
 from dvsa.io import write_json
@@ -225,7 +226,7 @@ def train_step(
     batch: CaptionBatch,
     params: CaptionerParams,
     iteration: int,
-    world: World = World(),
+    world: World = ONE_PROCESS,
 ) -> float:
     """One iteration of train.lua's lossFun + update: the CNN forward (backward only once finetuning), the
     LM forward / backward, L2 + clamp, and each optimizer at its decayed learning rate. In a data-parallel
@@ -287,7 +288,7 @@ def train_captioner(
     on_iteration: Callable[[int], None] | None = None,
     progress: bool = True,
     features: FeatureSource | None = None,
-    world: World = World(),
+    world: World = ONE_PROCESS,
 ) -> dict[str, Any]:
     """Train, write the best-val-CIDEr checkpoint to `model_path`; return its summary.
 

@@ -21,6 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -90,16 +91,13 @@ def _alignment(a: argparse.Namespace, compute: ComputeParams, device: torch.devi
         rng = np.random.default_rng(p.seed)
         epochs = itertools.count()  # as many epochs as the steps need
         batches = (b for _ in epochs for b in iterate_batches(labels, "train", p.batch_size, p.seq_per_img, rng))
-        for _ in range(a.warmup):
-            align_step(trained, optimizer, store, next(batches), p, world)
-        barrier()
-        start, tokens = time.perf_counter(), 0
-        for _ in range(a.steps):
+
+        def step(_: int) -> int:
             batch = next(batches)
             align_step(trained, optimizer, store, batch, p, world)
-            tokens += int((batch.labels > 0).sum())
-        barrier()
-        return tokens / (time.perf_counter() - start)
+            return int((batch.labels > 0).sum())  # the words of its sentences
+
+        return _tokens_per_second(step, a)
 
 
 def _captioner(a: argparse.Namespace, compute: ComputeParams, device: torch.device, world: World) -> float:
@@ -114,16 +112,25 @@ def _captioner(a: argparse.Namespace, compute: ComputeParams, device: torch.devi
         protos.lm.feat_norm.set(*feature_stats(source, labels.split_indices("train")[:200], whole=p.image == "whole"))
         protos.lm_forward = data_parallel(protos.lm, world)
         batches = EpochBatches(labels, p)
-        for i in range(a.warmup):
-            caption_step(protos, source, batches.at(i), p, i, world)
-        barrier()
-        start, tokens = time.perf_counter(), 0
-        for i in range(a.warmup, a.warmup + a.steps):
+
+        def step(i: int) -> int:
             batch = batches.at(i)
             caption_step(protos, source, batch, p, i, world)
-            tokens += predicted_tokens(batch.labels)
-        barrier()
-        return tokens / (time.perf_counter() - start)
+            return predicted_tokens(batch.labels)  # the cross-entropy's targets: words + END
+
+        return _tokens_per_second(step, a)
+
+
+def _tokens_per_second(step: Callable[[int], int], a: argparse.Namespace) -> float:
+    """`step(i)` (a training step; returns its global batch's tokens) a.warmup times untimed, then a.steps
+    times timed from the moment every rank is ready to the moment every rank is done."""
+    for i in range(a.warmup):
+        step(i)
+    barrier()
+    start = time.perf_counter()
+    tokens = sum(step(i) for i in range(a.warmup, a.warmup + a.steps))
+    barrier()
+    return tokens / (time.perf_counter() - start)
 
 
 def measure(task: str, nproc: int, a: argparse.Namespace) -> float:

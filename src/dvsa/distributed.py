@@ -54,8 +54,15 @@ class World:
 
     def share(self, n: int) -> slice:
         """This rank's contiguous part of n items (e.g. the images of a global batch); sizes differ by at most 1."""
-        bounds = np.linspace(0, n, self.size + 1).round().astype(int)
+        bounds = self._bounds(n)
         return slice(int(bounds[self.rank]), int(bounds[self.rank + 1]))
+
+    def share_sizes(self, n: int) -> list[int]:
+        """How many of n items each rank's `share` holds, in rank order."""
+        return np.diff(self._bounds(n)).tolist()
+
+    def _bounds(self, n: int) -> np.ndarray:
+        return np.linspace(0, n, self.size + 1).round().astype(int)  # (size + 1,)
 
 
 ONE_PROCESS = World()  # a run without torchrun: the default world of the functions that take one
@@ -181,16 +188,16 @@ def data_parallel(model: torch.nn.Module, world: World) -> torch.nn.Module:
     )
 
 
-def gather_rows(x: torch.Tensor) -> torch.Tensor:
+def gather_rows(x: torch.Tensor, sizes: list[int]) -> torch.Tensor:
     """Concatenate every rank's `x` (N_r, *rest) along dim 0, in rank order, keeping the autograd graph.
 
-    The ranks' N_r may differ (the other sizes must agree). The backward pass gives each rank the gradient of
-    its own rows summed over all ranks' losses, so a loss that every rank computes on the gathered rows reaches
-    the weights world-size times, which DistributedDataParallel's averaging then divides back.
+    `sizes` are the ranks' N_r (e.g. ``World.share_sizes``), which may differ (the other sizes must agree).
+    The backward pass gives each rank the gradient of its own rows summed over all ranks' losses, so a loss
+    that every rank computes on the gathered rows reaches the weights world-size times, which
+    DistributedDataParallel's averaging then divides back.
     """
     if not active():
         return x
-    sizes = all_gather_objects(len(x))
     padded = torch.cat([x, x.new_zeros((max(sizes) - len(x), *x.shape[1:]))])  # (max N_r, *rest)
     parts = _AllGather.apply(padded)  # (world * max N_r, *rest)
     step = max(sizes)

@@ -84,9 +84,10 @@ def batch_loss(
     mask = torch.from_numpy(store.mask(image_ix))  # (B, R)
     local_words = words_t[mine.start * p.seq_per_img : mine.stop * p.seq_per_img]  # (b*S, T)
     v, s, wmask = model(feats, mask[mine], local_words)  # (b, R, h), (b*S, T, h), (b*S, T)
-    v = gather_rows(v)  # (B, R, h)
+    sizes = world.share_sizes(len(image_ix))  # images per rank
+    v = gather_rows(v, sizes)  # (B, R, h)
     columns = image_sentence_scores(v, mask.to(v.device), s, wmask, p.score)  # (B, b*S)
-    scores = gather_rows(columns.T).T  # (B, B*S); sentence b*S + j: image b
+    scores = gather_rows(columns.T, [n * p.seq_per_img for n in sizes]).T  # (B, B*S); sentence b*S + j: image b
     total = sum(ranking_loss(scores[:, j :: p.seq_per_img], p.margin) for j in range(p.seq_per_img))
     return total / scores.shape[1]
 

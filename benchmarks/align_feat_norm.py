@@ -15,10 +15,11 @@ from dataclasses import replace
 from pathlib import Path
 
 from dvsa.align.config import AlignmentParams
-from dvsa.align.train import train
+from dvsa.align.train import train_alignment
 from dvsa.data.labels import read_labels
 from dvsa.params import load_params
 from dvsa.regions.store import RegionStore
+from dvsa.train.loop import Files
 
 RUNS = [("l2", 1e-3), ("none", 1e-3), ("none", 1e-4), ("none", 1e-5)]
 
@@ -32,10 +33,12 @@ def main() -> None:
             p = replace(base, feat_norm=norm, lr=lr)
             work = Path(tempfile.mkdtemp())
             start = time.perf_counter()
-            _, state = train(labels, store, p, work / "resume.pt", work / "live", log=lambda _: None)
-            curve = " ".join(f"{row['val/rsum']:.1f}" for row in state.history)
-            print(f"feat_norm={norm} lr={lr:g}: best val R@K sum {state.best_rsum:.1f} (epoch {state.best_epoch}); "
-                  f"per epoch {curve}; last loss {state.history[-1]['train/loss']:.3f}; "
+            files = Files(work / "alignment.pt", work / "resume.pt", work / "live")
+            _, st, _ = train_alignment(labels, store, p, files, log=lambda _: None, progress=False)
+            curve = " ".join(f"{v['val/rsum']:.1f}" for v in st.val_history)
+            last_loss = next(r["train/loss"] for r in reversed(st.history) if "train/loss" in r)
+            print(f"feat_norm={norm} lr={lr:g}: best val R@K sum {st.best_score:.1f} (iteration {st.best_iteration}); "
+                  f"per epoch {curve}; last loss {last_loss:.3f}; "
                   f"{time.perf_counter() - start:.0f} s", flush=True)
 
 

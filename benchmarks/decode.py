@@ -17,9 +17,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from dvsa.caption.beam import beam_search
 from dvsa.caption.checkpoint import load_captioner
 from dvsa.caption.config import CaptionerParams
-from dvsa.caption.decode import beam_search
 from dvsa.caption.model import Captioner
 from dvsa.data.labels import read_labels
 from dvsa.regions.store import RegionStore

@@ -28,6 +28,7 @@ from functools import partial
 from pathlib import Path
 
 import torch
+from percrop import context_margin, encode_per_crop, warp_crops  # benchmarks/percrop.py, beside this script
 from torch import nn
 
 from dvsa.data.dataset import load_dataset
@@ -38,7 +39,6 @@ from dvsa.regions.config import DetectParams, PretrainedParams, RegionsParams
 from dvsa.regions.data import ImageRecord, image_records
 from dvsa.regions.extract import write_regions
 from dvsa.regions.model import Prepared
-from dvsa.regions.percrop import context_margin, encode_per_crop, warp_crops
 from dvsa.regions.pretrained import ENCODERS, PretrainedRegionCNN
 from dvsa.regions.select import pack_regions, select_detections
 from dvsa.regions.shapes_net import STRIDE, ShapesRegionCNN

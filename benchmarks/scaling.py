@@ -4,8 +4,8 @@
 Each figure is the stage's own code, launched as the stage is (``python -m dvsa.launch --nproc-per-node N``),
 on the default pipeline's data (run ``dvc repro regions preprocess`` first) with the params of params.yaml:
 ``write_regions`` over the first --images images (shards of --shard-size images dealt out to the ranks), and
-the trainers' ``train_step`` (DistributedDataParallel, the global batch of params.yaml split across the ranks)
-for --steps steps after --warmup. Tokens are the words of the batch's sentences (alignment) or the targets
+the trainers' own setup and step, as the loop runs them (``step(i)`` then dvsa.train.loop.update;
+DistributedDataParallel, the global batch of params.yaml split across the ranks) for --steps steps after --warmup. Tokens are the words of the batch's sentences (alignment) or the targets
 of the cross-entropy, words + END (captioner), of the whole global batch.
 
     python benchmarks/scaling.py [--nproc 1 2] [--device cpu|cuda] [--images 96] [--steps 20]
@@ -14,7 +14,6 @@ of the cross-entropy, words + END (captioner), of the whole global batch.
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
 import os
 import subprocess
@@ -24,30 +23,25 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from dvsa.align.config import AlignmentParams
-from dvsa.align.model import AlignmentModel
-from dvsa.align.train import make_optimizer
-from dvsa.align.train import train_step as align_step
+from dvsa.align.train import AlignmentTrainer
 from dvsa.caption.config import CaptionerParams
-from dvsa.caption.features import CachedFeatures, feature_stats
 from dvsa.caption.model import predicted_tokens
-from dvsa.caption.train import EpochBatches, make_protos
-from dvsa.caption.train import train_step as caption_step
+from dvsa.caption.train import build_trainer
 from dvsa.data.dataset import load_dataset
 from dvsa.data.labels import read_labels
-from dvsa.data.loader import iterate_batches
-from dvsa.data.rows import without_skipped
 from dvsa.device import ComputeParams, autocast_dtype, load_compute, resolve_device
-from dvsa.distributed import World, barrier, data_parallel, process_group
+from dvsa.distributed import World, barrier, process_group
+from dvsa.features import without_skipped
 from dvsa.params import load_params
 from dvsa.regions.checkpoint import load_region_cnn
 from dvsa.regions.config import RegionsParams
 from dvsa.regions.data import image_records
 from dvsa.regions.extract import write_regions
 from dvsa.regions.store import RegionStore
+from dvsa.train.loop import Trainer, update
 
 TASKS = ("regions", "alignment", "captioner")
 UNITS = {"regions": "images/s", "alignment": "tokens/s", "captioner": "tokens/s"}
@@ -83,21 +77,8 @@ def _alignment(a: argparse.Namespace, compute: ComputeParams, device: torch.devi
     torch.set_num_threads(p.threads or torch.get_num_threads())
     labels = read_labels(LABELS, VOCAB)
     with RegionStore(REGIONS) as store:
-        labels = without_skipped(labels, store)
-        torch.manual_seed(p.seed)
-        model = AlignmentModel(labels.vocab_size, store.dim, p).to(device)
-        optimizer = make_optimizer(model, p)
-        trained = data_parallel(model, world)
-        rng = np.random.default_rng(p.seed)
-        epochs = itertools.count()  # as many epochs as the steps need
-        batches = (b for _ in epochs for b in iterate_batches(labels, "train", p.batch_size, p.seq_per_img, rng))
-
-        def step(_: int) -> int:
-            batch = next(batches)
-            align_step(trained, optimizer, store, batch, p, world)
-            return int((batch.labels > 0).sum())  # the words of its sentences
-
-        return _tokens_per_second(step, a)
+        trainer = AlignmentTrainer(without_skipped(labels, store), store, p, device, world)
+        return _tokens_per_second(trainer, lambda i: int((trainer.batches.at(i).labels > 0).sum()), a)
 
 
 def _captioner(a: argparse.Namespace, compute: ComputeParams, device: torch.device, world: World) -> float:
@@ -105,32 +86,26 @@ def _captioner(a: argparse.Namespace, compute: ComputeParams, device: torch.devi
     torch.set_num_threads(p.threads or torch.get_num_threads())
     labels = read_labels(LABELS, VOCAB)
     with RegionStore(REGIONS) as store:
-        labels = without_skipped(labels, store)
-        source = CachedFeatures(store, p.region_geometry)
-        torch.manual_seed(p.seed)
-        protos = make_protos(p, labels.vocab_size, source.dim, None, device)
-        protos.lm.feat_norm.set(*feature_stats(source, labels.split_indices("train")[:200], whole=p.image == "whole"))
-        protos.lm_forward = data_parallel(protos.lm, world)
-        batches = EpochBatches(labels, p)
-
-        def step(i: int) -> int:
-            batch = batches.at(i)
-            caption_step(protos, source, batch, p, i, world)
-            return predicted_tokens(batch.labels)  # the cross-entropy's targets: words + END
-
-        return _tokens_per_second(step, a)
+        trainer = build_trainer(p, without_skipped(labels, store), store, device=device, world=world)
+        # the cross-entropy's targets: words + END
+        return _tokens_per_second(trainer, lambda i: predicted_tokens(trainer.batches.at(i).labels), a)
 
 
-def _tokens_per_second(step: Callable[[int], int], a: argparse.Namespace) -> float:
-    """`step(i)` (a training step; returns its global batch's tokens) a.warmup times untimed, then a.steps
-    times timed from the moment every rank is ready to the moment every rank is done."""
+def _tokens_per_second(trainer: Trainer, tokens: Callable[[int], int], a: argparse.Namespace) -> float:
+    """The trainer's iteration i (its loss, then the loop's update) a.warmup times untimed, then a.steps times
+    timed from the moment every rank is ready to the moment every rank is done; `tokens(i)`: its global batch's."""
+
+    def step(i: int) -> int:
+        update(trainer.groups, trainer.step(i).loss, i)
+        return tokens(i)
+
     for i in range(a.warmup):
         step(i)
     barrier()
     start = time.perf_counter()
-    tokens = sum(step(i) for i in range(a.warmup, a.warmup + a.steps))
+    total = sum(step(i) for i in range(a.warmup, a.warmup + a.steps))
     barrier()
-    return tokens / (time.perf_counter() - start)
+    return total / (time.perf_counter() - start)
 
 
 def measure(task: str, nproc: int, a: argparse.Namespace) -> float:

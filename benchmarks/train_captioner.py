@@ -18,16 +18,17 @@ from dataclasses import replace
 import torch
 
 from dvsa.caption.config import CaptionerParams
-from dvsa.caption.features import GEOMETRY_DIM
 from dvsa.caption.model import language_model_criterion
-from dvsa.caption.train import l2_and_clamp, make_protos
+from dvsa.caption.train import groups, make_protos
+from dvsa.features import GEOMETRY_DIM
+from dvsa.train.loop import update
 
 
 def tokens_per_second(p: CaptionerParams, a: argparse.Namespace) -> tuple[float, int]:
     torch.manual_seed(0)
     feat_dim = a.feat_dim + GEOMETRY_DIM
     protos = make_protos(p, a.vocab, feat_dim, None)
-    model, opt = protos.lm, protos.lm_optim
+    model = protos.lm
     model.train()
     b, s = p.batch_size, p.seq_per_img
     mask = torch.arange(20)[None, :] < a.regions  # (1, R)
@@ -38,18 +39,16 @@ def tokens_per_second(p: CaptionerParams, a: argparse.Namespace) -> tuple[float,
     labels[torch.arange(a.max_length)[None, :] >= lengths[:, None]] = 0
     tokens = int(lengths.sum()) + b * s  # words + END per caption
 
-    def step() -> None:
-        loss = language_model_criterion(model(feats, mask, labels, s), labels)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        l2_and_clamp(list(model.parameters()), p.weight_decay, p.grad_clip)
-        opt.step()
+    lm_groups = groups(protos, p)
 
-    for _ in range(a.warmup):
-        step()
+    def step(i: int) -> None:  # the loss, then the loop's update (L2, clamp, decayed lr, Adam)
+        update(lm_groups, language_model_criterion(model(feats, mask, labels, s), labels), i)
+
+    for i in range(a.warmup):
+        step(i)
     start = time.perf_counter()
-    for _ in range(a.steps):
-        step()
+    for i in range(a.steps):
+        step(a.warmup + i)
     seconds = (time.perf_counter() - start) / a.steps
     return tokens / seconds, tokens
 

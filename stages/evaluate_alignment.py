@@ -12,17 +12,17 @@ from __future__ import annotations
 from pathlib import Path
 
 from dvsa.align.config import EvaluateAlignmentParams
-from dvsa.align.encode import check_inputs
 from dvsa.align.evaluation import evaluate, grounding, snippets_json, write_figures
 from dvsa.align.ranking_table import image_table, sentence_table
+from dvsa.align.retrieval import check_inputs
 from dvsa.align.train import load_model
 from dvsa.data.dataset import load_dataset
 from dvsa.data.labels import read_labels
-from dvsa.data.rows import without_skipped
 from dvsa.device import load_compute, resolve_device
 from dvsa.errors import InputError
+from dvsa.features import without_skipped
 from dvsa.io import atomic_path, write_csv, write_json
-from dvsa.metrics import write_metrics
+from dvsa.metric_files import write_metrics
 from dvsa.params import load_params
 from dvsa.regions.store import RegionStore
 from dvsa.stage import run_stage

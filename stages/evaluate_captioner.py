@@ -16,20 +16,20 @@ from pathlib import Path
 
 from dvsa.caption.checkpoint import load_captioner
 from dvsa.caption.cnn import checkpoint_source
+from dvsa.caption.evaluation import check_compatible, evaluate_captions
+from dvsa.caption.config import EvaluateCaptioningParams
 from dvsa.data.dataset import load_dataset
 from dvsa.data.labels import read_labels
-from dvsa.data.rows import without_skipped
 from dvsa.device import load_compute, resolve_device
-from dvsa.evaluate.captioning import check_compatible, evaluate_captions
-from dvsa.evaluate.coco_results import write_results
-from dvsa.evaluate.config import EvaluateCaptioningParams
-from dvsa.evaluate.per_image import caption_table
-from dvsa.evaluate.report import write_report
+from dvsa.features import without_skipped
 from dvsa.io import write_csv, write_json
-from dvsa.metrics import write_metrics
+from dvsa.metric_files import write_metrics
+from dvsa.metrics.coco_results import write_results
 from dvsa.params import load_params
 from dvsa.regions.data import image_records
 from dvsa.regions.store import RegionStore
+from dvsa.report.page import write_report
+from dvsa.report.per_image import caption_table
 from dvsa.stage import run_stage
 
 LABELS, VOCAB = "data/prepro/labels.h5", "data/prepro/vocab.json"

@@ -10,7 +10,7 @@ from dvsa.data.config import PreprocessParams
 from dvsa.data.dataset import load_dataset
 from dvsa.data.labels import write_labels
 from dvsa.data.prepro import build_labels
-from dvsa.metrics import write_metrics
+from dvsa.metric_files import write_metrics
 from dvsa.params import load_params
 from dvsa.stage import run_stage
 

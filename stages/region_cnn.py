@@ -1,7 +1,7 @@
 """DVC stage `region_cnn`: the detector + 4096-d region encoder -> models/region_cnn.pt.
 
-``regions.backbone: shapes`` trains it on the shapes world's object classes (on ``compute.device``; curves in
-logs/region_cnn/); ``vgg16`` / ``alexnet`` assemble it from pretrained torchvision weight files (no training):
+``regions.backbone: shapes`` trains it on the shapes world's object classes (on ``compute.device``; curves and
+history.json in logs/region_cnn/; an interrupted run leaves models/region_cnn.resume.pt and resumes from it); ``vgg16`` / ``alexnet`` assemble it from pretrained torchvision weight files (no training):
 region_cnn.pt then references the files by path + sha256 instead of copying them, and logs/region_cnn/ gets
 the sizes of the two networks.
 """
@@ -21,9 +21,11 @@ from dvsa.regions.data import image_records
 from dvsa.regions.pretrained import PretrainedRegionCNN
 from dvsa.regions.train import train_region_cnn
 from dvsa.stage import run_stage
+from dvsa.train.loop import Files
 
 DATASET = Path("data/dataset/dataset.json")
 MODEL = Path("models/region_cnn.pt")
+RESUME = Path("models/region_cnn.resume.pt")
 LOGS = Path("logs/region_cnn")
 
 
@@ -52,22 +54,12 @@ def main() -> None:
     device = resolve_device(load_compute())
     records = image_records(load_dataset(DATASET), DATASET)
     start = time.perf_counter()
-    with (
-        open_live(LOGS) as live,
-        out_of_memory_hint("region_cnn", f"lower regions.train.batch_size (now {params.train.batch_size})"),
-    ):
-
-        def log(epoch: int, metrics: dict[str, float]) -> None:
-            for name, value in metrics.items():
-                live.log_metric(name, value)
-            live.next_step()
-
-        model, metrics = train_region_cnn(records, params, log, device)
-    seconds = time.perf_counter() - start
-    save_region_cnn(model, params, MODEL, {"epochs": params.train.epochs, "metrics": metrics})
+    with out_of_memory_hint("region_cnn", f"lower regions.train.batch_size (now {params.train.batch_size})"):
+        st = train_region_cnn(records, params, Files(MODEL, RESUME, LOGS), device)
     print(
-        f"region_cnn: {len(model.classes)} classes, {params.train.epochs} epochs in {seconds:.0f} s, "
-        f"val object accuracy {metrics.get('val_object_accuracy', float('nan')):.3f} -> {MODEL}"
+        f"region_cnn: {params.train.epochs} epochs in {time.perf_counter() - start:.0f} s, kept iteration "
+        f"{st.best_iteration}: val object accuracy {st.best_metrics.get('val/object_accuracy', float('nan')):.3f} "
+        f"-> {MODEL}"
     )
 
 

@@ -11,12 +11,12 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from dvsa.align.encode import check_inputs
+from dvsa.align.retrieval import check_inputs
 from dvsa.align.train import load_model
 from dvsa.data.labels import read_labels, write_labels
 from dvsa.errors import InputError
 from dvsa.io import write_json
-from dvsa.metrics import write_metrics
+from dvsa.metric_files import write_metrics
 from dvsa.params import load_params
 from dvsa.regiondesc.config import RegionSnippetsParams
 from dvsa.regiondesc.dataset import region_phrase_dataset, snippet_statistics

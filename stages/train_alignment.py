@@ -1,28 +1,30 @@
 """DVC stage `train_alignment`: the alignment model (eqs. (1)-(9)) on labels.h5 + regions.h5.
 
-Writes models/alignment.pt (the best epoch by validation R@K), logs/alignment/ (dvclive curves) and
-models/alignment_resume.pt (the state after the last epoch: a rerun after an interrupt goes on from it).
+Writes models/alignment.pt (the best epoch by validation R@K) and logs/alignment/ (dvclive curves,
+history.json); an interrupted run leaves models/alignment.resume.pt and resumes from it.
 Launched by torchrun (compute.nproc processes): data-parallel, rank 0 writes the files.
 """
 
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 from dvsa.align.config import AlignmentParams
-from dvsa.align.encode import check_inputs
-from dvsa.align.train import save_model, train
+from dvsa.align.retrieval import check_inputs
+from dvsa.align.train import train_alignment
 from dvsa.data.labels import read_labels
-from dvsa.data.rows import without_skipped
 from dvsa.device import load_compute, resolve_device
 from dvsa.distributed import process_group
+from dvsa.features import without_skipped
 from dvsa.params import load_params
 from dvsa.regions.store import RegionStore
 from dvsa.stage import run_stage
+from dvsa.train.loop import Files
 
 LABELS, VOCAB = "data/prepro/labels.h5", "data/prepro/vocab.json"
 REGIONS = "data/regions/regions.h5"
-MODEL, RESUME, LIVE_DIR = "models/alignment.pt", "models/alignment_resume.pt", "logs/alignment"
+FILES = Files(Path("models/alignment.pt"), Path("models/alignment.resume.pt"), Path("logs/alignment"))
 
 
 def main() -> None:
@@ -34,14 +36,12 @@ def main() -> None:
     with RegionStore(REGIONS) as store, process_group(compute, device) as world:
         check_inputs(labels, store, REGIONS)
         labels = without_skipped(labels, store)
-        _, state = train(labels, store, params, RESUME, LIVE_DIR, device=device, world=world)
-        if world.main:
-            save_model(MODEL, state, params, labels, store.dim)
+        _, st, _ = train_alignment(labels, store, params, FILES, device=device, world=world)
     if not world.main:
         return
     print(
-        f"wrote {MODEL}: epoch {state.best_epoch} of {state.epoch} (best val R@K sum {state.best_rsum:.1f}) "
-        f"in {time.perf_counter() - start:.1f} s"
+        f"wrote {FILES.model}: iteration {st.best_iteration} of {st.iteration} (best val R@K sum "
+        f"{st.best_score:.1f}) in {time.perf_counter() - start:.1f} s"
     )
 
 

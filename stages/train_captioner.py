@@ -13,15 +13,15 @@ from dvsa.caption.config import CaptionerParams
 from dvsa.caption.train import train_captioner
 from dvsa.data.dataset import load_dataset
 from dvsa.data.labels import read_labels
-from dvsa.data.rows import without_skipped
 from dvsa.device import load_compute, resolve_device
 from dvsa.distributed import process_group
+from dvsa.features import without_skipped
+from dvsa.hashing import file_digest
 from dvsa.params import load_params
 from dvsa.regions.checkpoint import load_region_cnn
 from dvsa.regions.data import image_records
 from dvsa.regions.store import RegionStore
 from dvsa.stage import run_stage
-from dvsa.train.state import file_digest
 
 LABELS, VOCAB, REGIONS = "data/prepro/labels.h5", "data/prepro/vocab.json", "data/regions/regions.h5"
 DATASET, REGION_CNN = "data/dataset/dataset.json", "models/region_cnn.pt"

@@ -9,16 +9,15 @@ models/region_captioner.resume.pt); params: the ``region_captioner`` section (a 
 from __future__ import annotations
 
 from dvsa.caption.config import CaptionerParams
-from dvsa.caption.features import CachedFeatures
 from dvsa.caption.train import train_captioner
 from dvsa.data.labels import read_labels
 from dvsa.errors import InputError, ParamsError
+from dvsa.features import CachedFeatures, OneRegion
+from dvsa.hashing import file_digest
 from dvsa.params import load_params
 from dvsa.regiondesc.dataset import read_index
-from dvsa.regiondesc.features import OneRegion
 from dvsa.regions.store import RegionStore
 from dvsa.stage import run_stage
-from dvsa.train.state import file_digest
 
 DATA, REGIONS = "data/region_snippets", "data/regions/regions.h5"
 INDEX = f"{DATA}/index.json"

@@ -8,7 +8,7 @@ ends before it can be killed is rerun with more work rather than passing by defa
 Bad input: each case gives one line "error: ..." naming the file or the key, exit code 1, no traceback and
 no output; odd but valid images (CMYK, RGBA, 16-bit, 1x1, 5000x20) go through region extraction. Cases
 already tested elsewhere are listed in the README table (tests/test_stage_errors.py, tests/data/,
-tests/regions/, tests/align/, tests/caption/, tests/evaluate/) and not repeated here.
+tests/regions/, tests/align/, tests/caption/, tests/metrics/, tests/report/) and not repeated here.
 """
 
 from __future__ import annotations
@@ -36,10 +36,12 @@ import yaml
 from PIL import Image
 
 from dvsa.caption.checkpoint import load_checkpoint
+from dvsa.caption.train import RESUME_FORMAT
+from dvsa.checkpoint import read
 from dvsa.data.dataset import load_karpathy
 from dvsa.data.images import load_rgb
 from dvsa.errors import InputError
-from dvsa.evaluate import coco
+from dvsa.metrics import coco
 from dvsa.regions.checkpoint import save_region_cnn
 from dvsa.regions.config import PretrainedParams
 from dvsa.regions.extract import extract_regions
@@ -89,14 +91,18 @@ KILLS = [
     Kill("dataset", [{"dataset": {"shapes": {"n_train": 400}}}, {"dataset": {"shapes": {"n_train": 4000}}}],
          _some("data/.dataset.*.tmp/images/*.png", 20), restore_tiny=True),
     Kill("region_cnn", [{"regions": {"shapes": {"train": {"epochs": 3}}}}, {"regions": {"shapes": {"train": {"epochs": 12}}}}],
-         _some("logs/region_cnn/metrics.json")),  # written after the first epoch
+         _some("models/region_cnn.resume.pt")),  # saved after the first epoch
     Kill("regions", [{"regions": {"batch_size": 4, "shard_size": 8}}, {"regions": {"batch_size": 1, "shard_size": 4}}],
          _some("data/regions.work/shard-*.h5")),  # a shard is finished (the rerun resumes from it)
     Kill("train_alignment", [{"alignment": {"epochs": 8}}, {"alignment": {"epochs": 32}}],
-         _some("models/alignment_resume.pt")),  # saved after the first epoch
+         _some("models/alignment.resume.pt")),  # saved after the first epoch
     Kill("train_captioner", [{"captioner": {"max_iters": 60}}, {"captioner": {"max_iters": 240}}],
          _some("models/captioner.resume.pt"), via_dvc=True),  # saved at the first validation (iteration 6)
 ]
+
+
+RESUME_FILES = {"region_cnn": "models/region_cnn.resume.pt", "train_alignment": "models/alignment.resume.pt",
+                "train_captioner": "models/captioner.resume.pt"}
 
 
 def stage_outs(root: Path, stage: str) -> tuple[list[str], list[str], list[str]]:
@@ -170,14 +176,11 @@ def test_stage_killed_midway_leaves_nothing_done_and_reruns(project: Path, kill:
     folders = {(project / p).parent for p in outs}
     stale = [str(t) for f in folders for t in f.glob(".*.tmp")]
     assert not stale, f"temporaries of the killed run are left: {stale}"
-    params = yaml.safe_load((project / "params.yaml").read_text())
-    if kill.stage == "train_alignment":  # the state saved after each epoch
-        resumed = re.search(r"resuming from models/alignment_resume.pt after epoch (\d+)", rerun.stdout)
-        assert resumed and 1 <= int(resumed[1]) < params["alignment"]["epochs"], rerun.stdout
-    if kill.stage == "train_captioner":  # the state saved at each validation
-        resumed = re.search(r"models/captioner.resume.pt: resuming at iteration (\d+)", rerun.stdout)
-        assert resumed and 1 <= int(resumed[1]) < params["captioner"]["max_iters"], rerun.stdout
-        assert not (project / "models/captioner.resume.pt").exists()
+    resume = RESUME_FILES.get(kill.stage)
+    if resume:  # the trainers: the state saved at the last validation, and none once finished
+        resumed = re.search(rf"{resume}: resuming at iteration (\d+)", rerun.stdout)
+        assert resumed and int(resumed[1]) >= 1, rerun.stdout
+        assert not (project / resume).exists()
     if kill.restore_tiny:  # back to TINY (from DVC's run cache): the same files, so no later stage reruns
         write_params(project, {"dataset": TINY["dataset"]})
         dvc(project, "repro", kill.stage)
@@ -201,7 +204,7 @@ def test_captioner_resumes_exactly_from_the_save_a_kill_leaves(tmp_path: Path) -
 
     with pytest.raises(Killed):
         run_captioner(toy, tmp_path / "killed", params, on_iteration=die)
-    assert load_checkpoint(tmp_path / "killed" / "captioner.resume.pt")["state"]["iteration"] == 10
+    assert read(tmp_path / "killed" / "captioner.resume.pt", RESUME_FORMAT)["state"]["iteration"] == 10
     assert run_captioner(toy, tmp_path / "killed", params)["resumed"]
     a, b = (load_checkpoint(tmp_path / d / "captioner.pt") for d in ("whole", "killed"))
     assert a["history"] == b["history"]

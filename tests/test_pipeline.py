@@ -114,7 +114,7 @@ def test_a_param_the_backbone_ignores_reruns_nothing(project: Path, ignored: dic
 @pytest.mark.parametrize(
     ("module", "stages"),
     [
-        ("src/dvsa/caption/decode.py", {"train_captioner", "evaluate_captioner", "train_region_captioner",
+        ("src/dvsa/caption/beam.py", {"train_captioner", "evaluate_captioner", "train_region_captioner",
                                         "evaluate_region_captioner"}),
         ("src/dvsa/align/snippets.py", {"evaluate_alignment", "region_snippets"}),
         ("src/dvsa/data/prepro.py", {"preprocess"}),

@@ -37,7 +37,21 @@ class ComputeParams:
 
 
 def load_compute(path: str | os.PathLike[str] = DEFAULT_PARAMS) -> ComputeParams:
-    return load_params(ComputeParams, "compute", path)
+    """The `compute` section: types and bounds (dvsa.params), then the checks between its keys, each a one-line
+    ParamsError naming `path` and the key (torchrun would otherwise fail with a traceback)."""
+    params = load_params(ComputeParams, "compute", path)
+    where = f"{path}: compute"
+    if params.rdzv_endpoint:
+        host, _, port = params.rdzv_endpoint.rpartition(":")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ParamsError(f"{where}.rdzv_endpoint: expected host:port, got {params.rdzv_endpoint!r}")
+    if params.nnodes > 1 and not params.rdzv_endpoint:
+        raise ParamsError(
+            f"{where}.rdzv_endpoint: compute.nnodes: {params.nnodes} needs the host:port of the first node"
+        )
+    if params.backend == "nccl" and params.device == "cpu":
+        raise ParamsError(f"{where}.backend: nccl needs CUDA, and compute.device is cpu (use gloo or auto)")
+    return params
 
 
 def resolve_device(params: ComputeParams) -> torch.device:

@@ -23,7 +23,10 @@ import signal
 import sys
 from typing import TYPE_CHECKING
 
+from dvsa.device import load_compute
 from dvsa.distributed import EXIT_PEER_FAILED
+from dvsa.errors import DvsaError
+from dvsa.params import DEFAULT_PARAMS
 from dvsa.stage import EXIT_ERROR, EXIT_INTERRUPTED
 
 if TYPE_CHECKING:
@@ -38,6 +41,7 @@ def main(argv: list[str] | None = None) -> None:
     from torch.distributed.run import parse_args, parse_min_max_nnodes, run
 
     args = parse_args(sys.argv[1:] if argv is None else argv)
+    _check_compute(args.nproc_per_node, args.nnodes)
     _, max_nodes = parse_min_max_nnodes(args.nnodes)
     if max_nodes == 1 and str(args.nproc_per_node) == "1":
         sys.argv = [args.training_script, *args.training_script_args]
@@ -56,6 +60,21 @@ def main(argv: list[str] | None = None) -> None:
     except (SignalException, KeyboardInterrupt):
         print("interrupted", file=sys.stderr)
         sys.exit(EXIT_INTERRUPTED)
+
+
+def _check_compute(nproc: str, nnodes: str) -> None:
+    """params.yaml's compute section (when there is one here: dvc runs the stages at the project root), then the
+    two options dvc.yaml writes from it: a bad value is one line naming the key, not torchrun's traceback."""
+    try:
+        if DEFAULT_PARAMS.is_file():
+            load_compute(DEFAULT_PARAMS)
+    except DvsaError as e:
+        _fail(str(e))
+    if str(nproc).lstrip("-").isdigit() and int(nproc) < 1:  # torchrun also takes auto, cpu, gpu
+        _fail(f"--nproc-per-node {nproc}: must be >= 1 ({DEFAULT_PARAMS}: compute.nproc)")
+    low, _, high = str(nnodes).partition(":")
+    if not all(n.isdigit() and int(n) >= 1 for n in (low, high or low)):
+        _fail(f"--nnodes {nnodes}: expected a number >= 1 or min:max ({DEFAULT_PARAMS}: compute.nnodes)")
 
 
 def _report(script: str, failures: dict[int, ProcessFailure]) -> None:

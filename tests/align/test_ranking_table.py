@@ -8,12 +8,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dvsa.align.encode import Ranks
 from dvsa.align.evaluation import AlignmentResults, SentenceAlignment
-from dvsa.align.ranking import recall_summary
 from dvsa.align.ranking_table import image_table, sentence_table
+from dvsa.align.retrieval import Ranks
 from dvsa.data.labels import Labels
 from dvsa.io import write_csv
+from dvsa.metrics.ranking import recall_summary
 
 # 3 images (rows 4, 7, 9 of the labels), 6 sentences: 0,1 -> image 0, 2,3 -> image 1, 4,5 -> image 2
 SENTENCE_IMAGE = np.array([0, 0, 1, 1, 2, 2])

@@ -11,9 +11,10 @@ import torch
 import dvsa.align.train as align_train
 from dvsa.align.config import AlignmentParams
 from dvsa.align.model import AlignmentModel
-from dvsa.align.train import make_optimizer, save_model, train
+from dvsa.align.train import make_optimizer
 from dvsa.data.labels import read_labels
 from dvsa.regions.store import RegionStore
+from tests.align.test_train import fit
 
 BIG, SMALL = 3.0, -0.5  # the gradient elements the fixed loss gives: alternately oversized and not
 
@@ -39,7 +40,7 @@ def test_one_sgd_step_applies_lr_l2_and_clipping(world, tmp_path: Path, monkeypa
     with RegionStore(world.regions_h5) as store:
         torch.manual_seed(p.seed)
         start = AlignmentModel(labels.vocab_size, store.dim, p).state_dict()  # the weights train() starts from
-        model, _ = train(labels, store, p, tmp_path / "r.pt", tmp_path / "live", log=lambda _: None)
+        model, _, _ = fit(labels, store, p, tmp_path)
     after = model.state_dict()
     for name, w0 in start.items():  # one batch = one step: w1 = w0 - lr * (clip(c) + wd * w0)
         c = _fixed_gradient(w0)
@@ -71,11 +72,10 @@ def test_the_model_is_selected_on_val_and_the_best_epoch_is_kept(world, tmp_path
     monkeypatch.setattr(align_train, "evaluate_split", fake_evaluate)
     labels = read_labels(world.labels_h5, world.vocab_json)
     with RegionStore(world.regions_h5) as store:
-        model, state = train(labels, store, p, tmp_path / "r.pt", tmp_path / "live", log=lambda _: None)
-        save_model(tmp_path / "a.pt", state, p, labels, store.dim)
+        model, state, _ = fit(labels, store, p, tmp_path)
     assert splits == ["val"] * 3
-    assert state.best_epoch == 2 and state.best_rsum == 9.0
-    kept = torch.load(tmp_path / "a.pt", weights_only=True)
+    assert state.best_iteration == 2 * state.iteration // 3 and state.best_score == 9.0
+    kept = torch.load(tmp_path / "alignment.pt", weights_only=True)
     assert kept["epoch"] == 2 and kept["val"]["val/rsum"] == 9.0
     for name, w in seen[1].items():
         assert torch.equal(kept["state_dict"][name], w), name

@@ -12,9 +12,9 @@ import torch
 from PIL import Image
 
 from dvsa.caption.checkpoint import save_checkpoint
-from dvsa.caption.features import GEOMETRY_DIM
 from dvsa.caption.model import Captioner
 from dvsa.cli import main
+from dvsa.features import GEOMETRY_DIM
 from dvsa.regions.checkpoint import save_region_cnn
 from dvsa.regions.config import NetParams, RegionsParams, ShapesParams
 from dvsa.regions.shapes_net import ShapesRegionCNN
@@ -40,6 +40,7 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         {
             "state_dict": captioner.state_dict(),
             "config": captioner.config,
+            "features": {"dim": 24, "geometry": True},
             "params": {"region_geometry": True},
             "vocab": {str(k): w for k, w in VOCAB.items()},
             "max_length": 6,
@@ -111,8 +112,8 @@ def test_console_script(models: dict[str, Path]) -> None:
     "content,message",
     [
         (b"", "empty file, not a checkpoint"),
-        (b"hello\n", "not a torch checkpoint (torch.load: "),
-        (bytes(range(256)) * 4, "not a torch checkpoint (torch.load: "),
+        (b"hello\n", "not a readable torch file (torch.load: "),
+        (bytes(range(256)) * 4, "not a readable torch file (torch.load: "),
     ],
 )
 def test_a_model_that_is_not_a_checkpoint_is_one_line(
@@ -132,4 +133,4 @@ def test_a_region_cnn_as_the_model_is_named_as_such(
 ) -> None:
     code = main(["caption", str(models["root"] / "odd.png"), "--model", str(models["region_cnn"])])
     err = capsys.readouterr().err
-    assert code == 1 and err.count("\n") == 1 and "not a captioner checkpoint" in err
+    assert code == 1 and err.count("\n") == 1 and "format 'dvsa.region_cnn/2', expected 'dvsa.captioner/2'" in err

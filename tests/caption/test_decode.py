@@ -5,7 +5,7 @@ import itertools
 import pytest
 import torch
 
-from dvsa.caption.decode import beam_search, decode_batch, greedy, sample
+from dvsa.caption.beam import beam_search, decode_batch, greedy, sample
 from dvsa.caption.model import Captioner
 
 D, R = 12, 4

@@ -11,14 +11,16 @@ import torch
 from dvsa.caption.checkpoint import load_captioner, load_checkpoint
 from dvsa.caption.cnn import CaptionCNN
 from dvsa.caption.config import CaptionerParams
-from dvsa.caption.features import CachedFeatures, feature_stats
-from dvsa.caption.train import l2_and_clamp, learning_rate, make_protos, train_captioner, train_step
+from dvsa.features import CachedFeatures, feature_stats
+from dvsa.checkpoint import read
+from dvsa.caption.train import RESUME_FORMAT, learning_rate, make_protos, train_captioner, train_step
 from dvsa.data.labels import read_labels
 from dvsa.data.loader import iterate_batches
 from dvsa.errors import TrainingError
 from dvsa.io import read_json
 from dvsa.regions.shapes_net import ShapesRegionCNN
 from dvsa.regions.store import RegionStore
+from dvsa.train.loop import Group, gradient_policy
 from tests.caption.toy import write_toy
 from tests.regions.toy import tiny_params
 
@@ -91,7 +93,7 @@ def test_interrupted_training_resumes_exactly(toy: dict[str, Path], tmp_path: Pa
     with pytest.raises(KeyboardInterrupt):
         run(toy, tmp_path / "split", params, on_iteration=interrupt)
     assert not (tmp_path / "split" / "captioner.pt").exists()
-    state = load_checkpoint(tmp_path / "split" / "captioner.resume.pt")
+    state = read(tmp_path / "split" / "captioner.resume.pt", RESUME_FORMAT)
     assert state["state"]["iteration"] == 17
     resumed = run(toy, tmp_path / "split", params)
     assert resumed["resumed"] and not whole["resumed"]
@@ -195,7 +197,7 @@ def test_l2_weight_decay_is_applied_when_configured(toy: dict[str, Path]) -> Non
 def test_l2_comes_before_the_clamp_as_in_train_lua() -> None:
     w = torch.nn.Parameter(torch.tensor([10.0, -10.0, 0.0]))
     w.grad = torch.tensor([0.0, 0.0, 5.0])
-    l2_and_clamp([w], weight_decay=0.1, grad_clip=0.5)
+    gradient_policy(Group([w], torch.optim.SGD([w], lr=0.0), lambda i: 0.0, l2=0.1, clamp=0.5))
     assert torch.equal(w.grad, torch.tensor([0.5, -0.5, 0.5]))
 
 

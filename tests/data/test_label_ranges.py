@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from dvsa.align.encode import split_sentences
+from dvsa.align.retrieval import split_sentences
 from dvsa.data.config import PreprocessParams
 from dvsa.data.labels import Labels
 from dvsa.data.loader import iterate_batches

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from dvsa.data.labels import Labels
-from dvsa.data.rows import check_rows, without_skipped
 from dvsa.errors import InputError
+from dvsa.features import check_rows, without_skipped
 from dvsa.regions.store import N_REGIONS, RegionStore, RegionWriter
 
 
@@ -50,7 +50,7 @@ def test_counts_and_id_types(tmp_path: Path) -> None:
 
 
 def test_the_alignment_stages_check_rows_by_id(tmp_path: Path) -> None:
-    from dvsa.align.encode import check_inputs
+    from dvsa.align.retrieval import check_inputs
 
     with _store(tmp_path, [3, 4]) as store, pytest.raises(InputError, match="row 0 is image id 3 but"):
         check_inputs(_labels([4, 3]), store, "regions.h5")

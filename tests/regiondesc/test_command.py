@@ -11,9 +11,9 @@ import torch
 from PIL import Image
 
 from dvsa.caption.checkpoint import save_checkpoint
-from dvsa.caption.features import GEOMETRY_DIM
 from dvsa.caption.model import Captioner
 from dvsa.cli import main
+from dvsa.features import GEOMETRY_DIM
 from dvsa.regions.checkpoint import save_region_cnn
 from dvsa.regions.config import NetParams, RegionsParams, ShapesParams
 from dvsa.regions.shapes_net import ShapesRegionCNN
@@ -35,6 +35,7 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         {
             "state_dict": model.state_dict(),
             "config": model.config,
+            "features": {"dim": 24, "geometry": True},
             "params": {"region_geometry": True},
             "vocab": {str(k): w for k, w in VOCAB.items()},
             "max_length": 4,

@@ -10,11 +10,10 @@ import pytest
 import torch
 
 from dvsa.caption.config import CaptionerParams
-from dvsa.caption.features import CachedFeatures
 from dvsa.caption.train import train_captioner
 from dvsa.data.labels import read_labels
+from dvsa.features import CachedFeatures, OneRegion
 from dvsa.regiondesc.evaluation import truth_table
-from dvsa.regiondesc.features import OneRegion
 from dvsa.regiondesc.references import RegionItem, has_references, regions_to_describe
 from dvsa.regions.store import N_REGIONS, RegionStore, RegionWriter
 from tests.caption.toy import write_toy

@@ -15,7 +15,7 @@ from dvsa.data.prepro import build_labels
 from dvsa.data.shapes import generate, make_scene
 from dvsa.data.shapes_references import DESCRIPTIONS_KEY, N_DESCRIPTIONS
 from dvsa.data.vocab import tokenize
-from dvsa.evaluate.truth import judge
+from dvsa.metrics.truth import judge
 from dvsa.regions.data import image_records
 from tests.conftest import REPO
 

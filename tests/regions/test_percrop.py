@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from benchmarks.percrop import context_margin, encode_per_crop
 from dvsa.regions.config import NetParams
 from dvsa.regions.model import to_tensor
-from dvsa.regions.percrop import context_margin, encode_per_crop
 from dvsa.regions.shapes_net import STRIDE, ShapesRegionCNN
 from tests.regions.toy import draw_scene
 

@@ -13,15 +13,15 @@ from PIL import Image
 from tqdm import tqdm
 
 from dvsa.align.config import EvaluateAlignmentParams
-from dvsa.align.encode import Ranks, embed_images, embed_sentences, ranking_metrics, score_matrix, split_sentences
 from dvsa.align.grounding import GroundingCounts, is_grounded, shapes_lexicon
 from dvsa.align.model import AlignmentModel
+from dvsa.align.retrieval import retrieve_split
 from dvsa.align.snippets import Segment, segments, viterbi
 from dvsa.data.dataset import image_path
 from dvsa.data.images import load_rgb
 from dvsa.data.labels import Labels
-from dvsa.errors import InputError
-from dvsa.evaluate.figures import PALETTE, LabelledBox, add_caption, draw_labelled_boxes
+from dvsa.figures.boxes import PALETTE, LabelledBox, add_caption, draw_labelled_boxes
+from dvsa.metrics.ranking import Ranks, ranking_metrics
 from dvsa.regions.store import RegionStore
 
 
@@ -48,16 +48,10 @@ class AlignmentResults:
 def evaluate(
     model: AlignmentModel, score_kind: str, labels: Labels, store: RegionStore, p: EvaluateAlignmentParams
 ) -> AlignmentResults:
-    """Rank every image of the split against every sentence, and align each sentence to its own image."""
-    image_ix = labels.split_indices(p.split)
-    if len(image_ix) == 0:
-        raise InputError(f"labels.h5: the {p.split} split has no images")
-    model.eval()
-    sents = split_sentences(labels, image_ix)
-    v, rmask = embed_images(model, store, image_ix, p.batch_size)  # (K, R, h), (K, R)
-    s, wmask = embed_sentences(model, sents.words, 10 * p.batch_size)  # (L, T, h), (L, T)
-    scores = score_matrix(v, rmask, s, wmask, score_kind, p.batch_size)  # (K, L)
-    ranks = Ranks.of(scores, sents.sentence_image)
+    """Rank every image of the split against every sentence (dvsa.align.retrieval.retrieve_split, as the
+    trainer's validation), and align each sentence to its own image."""
+    r = retrieve_split(model, labels, store, p.split, score_kind, p.batch_size)
+    image_ix, sents, v, rmask, s, wmask, ranks = r.image_ix, r.sentences, r.v, r.region_mask, r.s, r.word_mask, r.ranks
     metrics: dict[str, Any] = {
         "split": p.split,
         "n_images": int(len(image_ix)),

@@ -1,57 +1,43 @@
-"""Training the alignment model with the ranking loss of eq. (9); validation R@K each epoch; exact resume.
+"""The alignment model's trainer on the shared loop (dvsa.train.loop; docs/design.md, "Trainer contract"):
+the ranking loss of eq. (9), validation R@K after every epoch, the weights of the best R@K sum kept.
 
-After every epoch the whole training state (weights, optimizer, epoch, best weights so far, the metric history
-and the numpy and torch RNG states) is written atomically to a resume file (dvsa.train.state). A run that
-finds a resume file made with the same params and the same input data goes on from it, and ends with exactly
-the weights that an uninterrupted run would have reached.
+SGD with momentum (the paper) or Adam, L2 weight decay in the optimizer, each gradient element clipped to
+±grad_clip before it. The batches of epoch e are drawn by an RNG seeded with (seed, e) (data.loader.EpochBatches),
+a last batch of one image left out (a ranking needs a negative).
 
 Data-parallel (torchrun, dvsa.distributed): every rank draws the same global batch; each embeds its share of
 the images and their sentences in a DistributedDataParallel model; the embeddings are gathered across ranks
 with their gradients, so every rank scores all B images against all B*S sentences and eq. (9) is the loss of
-the whole batch, as in one process. Rank 0 alone validates and writes the logs and the resume file; the resume
-state is global, so a run resumes with any number of processes.
+the whole batch, as in one process. Rank 0 alone validates and writes.
 """
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
-from dvclive import Live
-from tqdm import tqdm
 
 from dvsa.align.config import AlignmentParams
-from dvsa.align.encode import evaluate_split, region_tensors, trim
 from dvsa.align.model import AlignmentModel
+from dvsa.align.retrieval import evaluate_split, trim
 from dvsa.align.score import image_sentence_scores, ranking_loss
+from dvsa.checkpoint import load, load_weights
 from dvsa.data.labels import Labels
-from dvsa.data.loader import CaptionBatch, iterate_batches
-from dvsa.distributed import ONE_PROCESS, World, barrier, data_parallel, gather_rows
-from dvsa.errors import InputError, TrainingError
-from dvsa.io import save_torch
-from dvsa.live import open_live
+from dvsa.data.loader import EpochBatches
+from dvsa.distributed import ONE_PROCESS, World, data_parallel, gather_rows
+from dvsa.errors import InputError
+from dvsa.features import CachedFeatures
+from dvsa.features.fingerprint import data_fingerprint
 from dvsa.params import from_mapping
 from dvsa.regions.store import RegionStore
-from dvsa.train.state import ResumeKey, data_fingerprint, load_resume, save_resume
+from dvsa.train.loop import Files, Group, LoopState, Plan, Step, Validation, train
+from dvsa.train.resume import ResumeKey, Stateful
 
-RESUME_FORMAT = "dvsa.alignment.resume/2"  # dvsa.train.state layout
-MODEL_FORMAT = "dvsa.alignment/1"
-
-
-@dataclass
-class TrainState:
-    """Everything that determines the rest of a training run."""
-
-    epoch: int = 0  # epochs completed
-    best_epoch: int = 0
-    best_rsum: float = -math.inf
-    best_state_dict: dict[str, torch.Tensor] = field(default_factory=dict)
-    history: list[dict[str, float]] = field(default_factory=list)  # one row of logged metrics per epoch
+MODEL_FORMAT, RESUME_FORMAT = "dvsa.alignment/2", "dvsa.alignment.resume/3"
 
 
 def make_optimizer(model: torch.nn.Module, p: AlignmentParams) -> torch.optim.Optimizer:
@@ -63,7 +49,7 @@ def make_optimizer(model: torch.nn.Module, p: AlignmentParams) -> torch.optim.Op
 
 def batch_loss(
     model: torch.nn.Module,
-    store: RegionStore,
+    source: CachedFeatures,
     image_ix: np.ndarray,
     words: np.ndarray,
     p: AlignmentParams,
@@ -80,8 +66,8 @@ def batch_loss(
     """
     mine = world.share(len(image_ix))
     words_t = trim(words)  # (B*S, T), T of the whole batch, the same on every rank
-    feats, _ = region_tensors(store, image_ix[mine])  # (b, R, D)
-    mask = torch.from_numpy(store.mask(image_ix))  # (B, R)
+    feats, _ = source(image_ix[mine])  # (b, R, D)
+    mask = torch.from_numpy(source.store.mask(image_ix))  # (B, R): every image is scored
     local_words = words_t[mine.start * p.seq_per_img : mine.stop * p.seq_per_img]  # (b*S, T)
     v, s, wmask = model(feats, mask[mine], local_words)  # (b, R, h), (b*S, T, h), (b*S, T)
     sizes = world.share_sizes(len(image_ix))  # images per rank
@@ -97,164 +83,92 @@ def rsum(val: dict[str, dict[str, float]]) -> float:
     return sum(val[d][f"r{k}"] for d in ("annotation", "search") for k in (1, 5, 10))
 
 
-def flat_metrics(loss: float, val: dict[str, dict[str, float]]) -> dict[str, float]:
-    """One row of the training log."""
-    row = {"train/loss": loss, "val/rsum": rsum(val)}
+def flat_metrics(val: dict[str, dict[str, float]]) -> dict[str, float]:
+    """One validation row of the training log."""
+    row = {"val/rsum": rsum(val)}
     for d in ("annotation", "search"):
         for key, value in val[d].items():
             row[f"val/{d}_{key}"] = value
     return row
 
 
-def train(
+class AlignmentTrainer:
+    """What the alignment model brings to the loop."""
+
+    name = "alignment"
+
+    def __init__(self, labels: Labels, store: RegionStore, p: AlignmentParams, device: torch.device | None,
+                 world: World) -> None:
+        if len(labels.split_indices("train")) < 2:
+            raise InputError("labels.h5: the ranking loss needs at least 2 training images")
+        if p.threads:
+            torch.set_num_threads(p.threads)
+        torch.manual_seed(p.seed)
+        self.labels, self.store, self.p, self.world = labels, store, p, world
+        self.source = CachedFeatures(store, geometry=False)
+        self.model = AlignmentModel(labels.vocab_size, store.dim, p).to(device or torch.device("cpu"))
+        self.optimizer = make_optimizer(self.model, p)
+        self.forward = data_parallel(self.model, world)
+        self.batches = EpochBatches(labels, "train", p.batch_size, p.seq_per_img, p.seed, min_images=2)
+        self.groups = [Group(list(self.model.parameters()), self.optimizer, lambda i: p.lr, clamp=p.grad_clip)]
+
+    def step(self, iteration: int) -> Step:
+        batch = self.batches.at(iteration)
+        self.forward.train()
+        loss = batch_loss(self.forward, self.source, batch.image_ix, batch.labels, self.p, self.world)
+        return Step(loss, float(loss.item()))
+
+    def validate(self) -> Validation:
+        metrics = flat_metrics(evaluate_split(self.model, self.labels, self.store, "val", self.p.score,
+                                              self.p.batch_size))
+        return Validation(metrics, metrics["val/rsum"])
+
+    def weights(self) -> dict[str, dict[str, torch.Tensor]]:
+        return {"model": self.model.state_dict()}
+
+    def stateful(self) -> dict[str, Stateful]:
+        return {"model": self.model, "optimizer": self.optimizer}
+
+    def model_file(self, st: LoopState) -> tuple[str, dict[str, Any]]:
+        """models/alignment.pt: the best epoch's weights, the params and vocab that built them, its val figures."""
+        return MODEL_FORMAT, {
+            "state_dict": st.best_weights["model"],
+            "params": self.p.to_dict(),
+            "vocab": {str(k): w for k, w in self.labels.ix_to_word.items()},
+            "features": {"dim": self.store.dim, "geometry": False},
+            "iteration": st.best_iteration,
+            "epoch": st.best_iteration // self.batches.per_epoch,
+            "val": st.best_metrics,
+        }
+
+
+def train_alignment(
     labels: Labels,
     store: RegionStore,
     p: AlignmentParams,
-    resume_path: str | os.PathLike[str],
-    live_dir: str | os.PathLike[str],
-    stop_after: int | None = None,
-    log: Callable[[str], None] = print,
+    files: Files,
     device: torch.device | None = None,
     world: World = ONE_PROCESS,
-) -> tuple[AlignmentModel, TrainState]:
-    """Train (or resume) for `p.epochs` epochs; returns the model (last weights) and the final state.
-
-    `stop_after` ends the run after that many epochs have been completed in total, as an interrupt would
-    (the resume file is left for the next run). The model trains on `device` (default: the CPU); the weights
-    it keeps are CPU copies, so its files load anywhere. In a `world` of several ranks (inside
-    dvsa.distributed.process_group) the state returned is meaningful on rank 0 only.
-    """
-    if len(labels.split_indices("train")) < 2:
-        raise InputError("labels.h5: the ranking loss needs at least 2 training images")
+    on_iteration: Callable[[int], None] | None = None,
+    log: Callable[[str], None] = print,
+    progress: bool = True,
+) -> tuple[AlignmentModel, LoopState, bool]:
+    """Train (or resume) for `p.epochs` epochs and write `files.model`; returns the model (last weights), the
+    loop's final state and whether it resumed. In a data-parallel `world` the state is meaningful on rank 0."""
+    trainer = AlignmentTrainer(labels, store, p, device, world)
+    per_epoch = trainer.batches.per_epoch
     key = ResumeKey(RESUME_FORMAT, p.to_dict(), data_fingerprint(labels, store))
-    if p.threads:
-        torch.set_num_threads(p.threads)
-    torch.manual_seed(p.seed)
-    model = AlignmentModel(labels.vocab_size, store.dim, p).to(device or torch.device("cpu"))
-    optimizer = make_optimizer(model, p)
-    rng = np.random.default_rng(p.seed)
-    state = TrainState()
-    objects = {"model": model, "optimizer": optimizer}
-    log = world.say(log)
-    if load_resume(resume_path, key, state, objects, rng, log):
-        log(f"resuming from {resume_path} after epoch {state.epoch}")
-    trained = data_parallel(model, world)
-    live = open_live(live_dir) if world.main else None
-    for row in state.history:
-        _log_row(live, row)
-    while state.epoch < p.epochs and (stop_after is None or state.epoch < stop_after):
-        loss = _train_epoch(trained, optimizer, labels, store, p, rng, state.epoch, world)
-        state.epoch += 1
-        if world.main:
-            val = evaluate_split(model, labels, store, "val", p.score, p.batch_size)
-            row = flat_metrics(loss, val)
-            state.history.append(row)
-            if row["val/rsum"] > state.best_rsum:
-                state.best_rsum, state.best_epoch = row["val/rsum"], state.epoch
-                state.best_state_dict = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-            save_resume(resume_path, key, state, objects, rng)
-            _log_row(live, row)
-            log(
-                f"epoch {state.epoch}/{p.epochs}: loss {loss:.4f}  val R@1/5/10 annotation "
-                f"{val['annotation']['r1']:.1f}/{val['annotation']['r5']:.1f}/{val['annotation']['r10']:.1f} "
-                f"search {val['search']['r1']:.1f}/{val['search']['r5']:.1f}/{val['search']['r10']:.1f}"
-            )
-        barrier()  # the others wait for rank 0's validation
-    if live is not None:
-        live.end()
-    return model, state
-
-
-
-def _train_epoch(
-    model: torch.nn.Module,
-    optimizer: torch.optim.Optimizer,
-    labels: Labels,
-    store: RegionStore,
-    p: AlignmentParams,
-    rng: np.random.Generator,
-    epoch: int,
-    world: World,
-) -> float:
-    """One pass over the training images; returns the mean loss per sentence (the same on every rank)."""
-    model.train()
-    n_train = len(labels.split_indices("train"))
-    total, count = 0.0, 0
-    batches = iterate_batches(labels, "train", p.batch_size, p.seq_per_img, rng)
-    bar = tqdm(batches, total=math.ceil(n_train / p.batch_size), desc=f"epoch {epoch + 1}", leave=False,
-               disable=not world.main)
-    for batch in bar:
-        if len(batch.image_ix) < 2:  # a ranking needs a negative
-            continue
-        loss = train_step(model, optimizer, store, batch, p, world)
-        if not math.isfinite(loss):
-            raise TrainingError(f"alignment loss became {loss} in epoch {epoch + 1}; lower alignment.lr")
-        n = len(batch.labels)
-        total, count = total + loss * n, count + n
-    return total / max(count, 1)
-
-
-def train_step(
-    model: torch.nn.Module,
-    optimizer: torch.optim.Optimizer,
-    store: RegionStore,
-    batch: CaptionBatch,
-    p: AlignmentParams,
-    world: World = ONE_PROCESS,
-) -> float:
-    """One update on `batch` (this rank's share of it in a data-parallel `world`): eq. (9), backward,
-    element-wise clipping, the optimizer's step. Returns the loss per sentence (no update when it is not
-    finite)."""
-    loss = batch_loss(model, store, batch.image_ix, batch.labels, p, world)
-    if not torch.isfinite(loss):
-        return float(loss.item())
-    optimizer.zero_grad()
-    loss.backward()
-    if p.grad_clip > 0:
-        torch.nn.utils.clip_grad_value_(model.parameters(), p.grad_clip)
-    optimizer.step()
-    return float(loss.item())
-
-
-def _log_row(live: Live | None, row: dict[str, float]) -> None:
-    if live is None:
-        return
-    for name, value in row.items():
-        live.log_metric(name, value)
-    live.next_step()
-
-
-def save_model(
-    path: str | os.PathLike[str], state: TrainState, p: AlignmentParams, labels: Labels, feat_dim: int
-) -> None:
-    """models/alignment.pt: the best epoch's weights, the params and vocab that built them, its val figures."""
-    ckpt = {
-        "format": MODEL_FORMAT,
-        "state_dict": state.best_state_dict,
-        "params": p.to_dict(),
-        "vocab": {str(k): w for k, w in labels.ix_to_word.items()},
-        "feat_dim": feat_dim,
-        "epoch": state.best_epoch,
-        "epochs_done": state.epoch,
-        "val": state.history[state.best_epoch - 1] if state.best_epoch else {},
-    }
-    save_torch(ckpt, path)
+    plan = Plan(p.epochs * per_epoch, per_epoch, per_epoch, p.seed, lower=f"alignment.lr ({p.lr:g})")
+    st, resumed = train(trainer, plan, files, key, world, progress=progress, on_iteration=on_iteration, log=log)
+    return trainer.model, st, resumed
 
 
 def load_model(path: str | os.PathLike[str]) -> tuple[AlignmentModel, AlignmentParams, dict[int, str]]:
     """Load models/alignment.pt -> (model in eval mode, its params, ix_to_word)."""
-    p_path = Path(path)
-    if not p_path.is_file():
-        raise InputError(f"{p_path}: file not found (run `dvc repro train_alignment`)")
-    try:
-        ckpt = torch.load(p_path, map_location="cpu", weights_only=True)
-    except Exception as e:  # noqa: BLE001 - torch raises many types for a bad file
-        raise InputError(f"{p_path}: not a readable checkpoint ({type(e).__name__}: {e})") from None
-    if not isinstance(ckpt, dict) or ckpt.get("format") != MODEL_FORMAT:
-        raise InputError(f"{p_path}: not an alignment model (expected format {MODEL_FORMAT})")
-    params = from_mapping(AlignmentParams, ckpt["params"], f"{p_path}: params")
+    ckpt = load(path, MODEL_FORMAT, "train_alignment", ("state_dict", "params", "vocab", "features"))
+    params = from_mapping(AlignmentParams, ckpt["params"], f"{Path(path)}: params")
     vocab = {int(k): w for k, w in ckpt["vocab"].items()}
-    model = AlignmentModel(len(vocab), int(ckpt["feat_dim"]), params)
-    model.load_state_dict(ckpt["state_dict"])
+    model = AlignmentModel(len(vocab), int(ckpt["features"]["dim"]), params)
+    load_weights(model, ckpt["state_dict"], path)
     model.eval()
     return model, params, vocab

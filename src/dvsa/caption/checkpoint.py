@@ -1,61 +1,43 @@
-"""models/captioner.pt: what `dvsa caption` and the evaluation need to rebuild the trained captioner.
+"""models/captioner.pt (and region_captioner.pt): what `dvsa caption` and the evaluation need to rebuild the
+trained captioner.
 
-A dict of plain containers, loadable with ``torch.load(weights_only=True)``: ``state_dict``, ``config`` (the
-Captioner's constructor arguments), ``params`` (the captioner section that trained it), ``vocab``
-(ix_to_word with string keys, as vocab.json), ``max_length``, ``iteration`` and ``val`` (the validation
-scores of the kept weights), ``history`` (loss and validation curves) and, when the CNN was finetuned,
-``cnn``: the finetuned encoder weights of models/region_cnn.pt's network (``CaptionCNN.encoder_state_dict``).
+A dvsa.checkpoint file (format ``dvsa.captioner/2``): ``state_dict``, ``config`` (the Captioner's
+constructor arguments), ``features`` (the fc7 dimension and whether region geometry follows it), ``params``
+(the section that trained it), ``vocab`` (ix_to_word with string keys, as vocab.json), ``max_length``,
+``iteration`` and ``val`` (the validation scores of the kept weights), ``history`` (loss and validation
+curves) and, when the CNN was finetuned, ``cnn``: the finetuned encoder weights of models/region_cnn.pt's
+network (``CaptionCNN.encoder_state_dict``).
 """
 
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Any
 
-import torch
-
 from dvsa.caption.model import Captioner, build_captioner
-from dvsa.errors import InputError
-from dvsa.io import save_torch
+from dvsa.checkpoint import load, load_weights, save
 
-KEYS = ("state_dict", "config", "params", "vocab", "max_length")
+MODEL_FORMAT = "dvsa.captioner/2"
+KEYS = ("state_dict", "config", "features", "params", "vocab", "max_length")
 
 
 def save_checkpoint(path: str | os.PathLike[str], payload: dict[str, Any]) -> None:
-    """torch.save `payload` atomically (the same payload gives the same bytes)."""
-    save_torch(payload, path)
+    """Write a captioner file (the trainer writes its own through the loop; tests write small ones)."""
+    save(path, MODEL_FORMAT, payload)
 
 
-def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """Read a checkpoint with weights_only=True; a missing or foreign file is an InputError naming it."""
-    p = Path(path)
-    if p.is_dir():
-        raise InputError(f"{p}: is a directory, not a checkpoint file")
-    if not p.is_file():
-        raise InputError(f"{p}: file not found")
-    if p.stat().st_size == 0:
-        raise InputError(f"{p}: empty file, not a checkpoint")
-    try:
-        data = torch.load(p, map_location="cpu", weights_only=True)
-    except Exception as e:  # noqa: BLE001 - torch raises many kinds for a bad file
-        raise InputError(f"{p}: not a torch checkpoint (torch.load: {type(e).__name__})") from None
-    if not isinstance(data, dict):
-        raise InputError(f"{p}: not a dvsa checkpoint (expected a dict)")
-    return data
+def load_checkpoint(path: str | os.PathLike[str], stage: str = "train_captioner") -> dict[str, Any]:
+    """The checkpoint dict; a missing, unreadable or foreign file is an InputError naming it."""
+    return load(path, MODEL_FORMAT, stage, KEYS)
 
 
-def load_captioner(path: str | os.PathLike[str]) -> tuple[Captioner, dict[int, str], dict[str, Any]]:
+def load_captioner(
+    path: str | os.PathLike[str], stage: str = "train_captioner"
+) -> tuple[Captioner, dict[int, str], dict[str, Any]]:
     """The trained Captioner (eval mode), its ix_to_word and the whole checkpoint dict."""
-    data = load_checkpoint(path)
-    missing = [k for k in KEYS if k not in data]
-    if missing:
-        raise InputError(f"{path}: not a captioner checkpoint (missing {', '.join(missing)})")
+    data = load_checkpoint(path, stage)
     model = build_captioner(data["config"])
-    try:
-        model.load_state_dict(data["state_dict"])
-    except RuntimeError as e:
-        raise InputError(f"{path}: weights do not fit the captioner ({str(e).splitlines()[0]})") from None
+    load_weights(model, data["state_dict"], path)
     model.eval()
     vocab = {int(k): w for k, w in data["vocab"].items()}
     return model, vocab, data

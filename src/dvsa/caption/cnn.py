@@ -18,8 +18,8 @@ import torch
 from PIL import Image, ImageEnhance
 from torch import Tensor, nn
 
-from dvsa.caption.features import GEOMETRY_DIM, CachedFeatures, with_geometry
 from dvsa.data.images import load_rgb
+from dvsa.features import CachedFeatures, feature_dim, with_geometry
 from dvsa.regions.boxes import scale_boxes
 from dvsa.regions.checkpoint import load_region_cnn
 from dvsa.regions.model import RegionCNN
@@ -118,7 +118,7 @@ class PixelFeatures:
 
     @property
     def dim(self) -> int:
-        return self.cnn.net.fc7_dim + (GEOMETRY_DIM if self.geometry else 0)
+        return feature_dim(self.cnn.net.fc7_dim, self.geometry)
 
     def __call__(self, rows: np.ndarray, rng: np.random.Generator | None = None) -> tuple[Tensor, Tensor]:
         rows = np.asarray(rows, dtype=np.int64)

@@ -12,14 +12,14 @@ import sys
 import torch
 from PIL import Image
 
+from dvsa.caption.beam import beam_search
 from dvsa.caption.checkpoint import load_captioner
 from dvsa.caption.cnn import CaptionCNN
-from dvsa.caption.decode import beam_search
-from dvsa.caption.features import GEOMETRY_DIM, with_geometry
 from dvsa.data.images import load_rgb
 from dvsa.data.vocab import decode
 from dvsa.device import ComputeParams, resolve_device
 from dvsa.errors import InputError
+from dvsa.features import check_feature_dim, feature_dim, region_mask, with_geometry
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -49,12 +49,10 @@ def run(args: argparse.Namespace) -> int:
     captioner.to(device)
     region_cnn = load_region_cnn(args.region_cnn, device)
     geometry = bool(ckpt["params"].get("region_geometry", False))
-    feat_dim = region_cnn.fc7_dim + (GEOMETRY_DIM if geometry else 0)
-    if captioner.config["feat_dim"] != feat_dim:
-        raise InputError(
-            f"{args.model}: expects {captioner.config['feat_dim']}-d features but {args.region_cnn} "
-            f"gives {feat_dim}-d (were they trained on the same data?)"
-        )
+    check_feature_dim(
+        captioner.config["feat_dim"], feature_dim(region_cnn.fc7_dim, geometry), args.model, args.region_cnn,
+        " (were they trained on the same data?)",
+    )
     tuned = None
     if "cnn" in ckpt:  # the captioner's finetuned encoder on the detector's boxes
         tuned = CaptionCNN(load_region_cnn(args.region_cnn, device))
@@ -69,8 +67,7 @@ def run(args: argparse.Namespace) -> int:
             return
         images = [im for _, im in pending]
         regions = extract_regions(region_cnn, images)
-        mask = torch.arange(regions.feats.shape[1])[None, :] < torch.from_numpy(regions.n_regions)[:, None]  # (B, R)
-        mask = mask.to(device)
+        mask = region_mask(regions.n_regions, regions.feats.shape[1]).to(device)  # (B, R)
         feats = torch.from_numpy(regions.feats).to(device)  # (B, R, D)
         boxes = torch.from_numpy(regions.boxes).to(device)  # (B, R, 4)
         if tuned is not None:

@@ -10,10 +10,10 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from dvsa.caption.decode import decode_batch
-from dvsa.caption.features import FeatureSource
+from dvsa.caption.beam import decode_batch
 from dvsa.caption.model import Captioner, language_model_criterion
 from dvsa.data.labels import Labels
+from dvsa.features import FeatureSource
 
 
 @dataclass

@@ -22,15 +22,13 @@ encoded v_i = ReLU(W_e x_i + b_e) (the paper's eq. (1) with a ReLU, as neuraltal
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, NamedTuple
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
-
-from dvsa.distributed import all_reduce_sum
 
 IMAGE_INPUTS = ("regions", "whole")
 
@@ -82,6 +80,11 @@ def expand(x: Tensor, seq_per_img: int) -> Tensor:
     return x.repeat_interleave(seq_per_img, dim=0)
 
 
+def _local(moments: Tensor) -> Tensor:
+    """The moments of this process alone (no data-parallel reduction)."""
+    return moments
+
+
 class FeatureNorm(nn.Module):
     """(x - mean) / std per feature dimension, with statistics of the training features.
 
@@ -102,11 +105,15 @@ class FeatureNorm(nn.Module):
         self.var.copy_(var)
 
     @torch.no_grad()
-    def track(self, feats: Tensor, mask: Tensor, momentum: float) -> None:
+    def track(
+        self, feats: Tensor, mask: Tensor, momentum: float, reduce: Callable[[Tensor], Tensor] = _local
+    ) -> None:
         """Move the statistics towards those of the real rows of feats (B, R, D), mask (B, R): those of the
-        whole batch, summed over the ranks of a data-parallel run."""
+        whole batch when `reduce` sums the (3, D) moments (count, sum, sum of squares) over the ranks of a
+        data-parallel run (the trainer passes dvsa.distributed.all_reduce_sum; model code stays free of
+        process groups)."""
         real = feats[mask].double()  # (n, D)
-        moments = all_reduce_sum(torch.stack([real.new_full(real.shape[1:], len(real)), real.sum(0), (real**2).sum(0)]))
+        moments = reduce(torch.stack([real.new_full(real.shape[1:], len(real)), real.sum(0), (real**2).sum(0)]))
         n = float(moments[0, 0])
         if n < 2:
             return

@@ -1,4 +1,4 @@
-"""labels.h5 + vocab.json in neuraltalk2's prepro.py format (DESIGN.md §3).
+"""labels.h5 + vocab.json in neuraltalk2's prepro.py format (docs/design.md, "Files between stages").
 
 labels.h5: ``labels`` uint32 (M, max_length) zero-padded; ``label_start_ix`` / ``label_end_ix`` uint32
 (N,), 1-indexed and inclusive; ``label_length`` uint32 (M,).

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from dvsa.data.labels import Labels
+from dvsa.errors import InputError
 
 
 @dataclass
@@ -51,3 +52,36 @@ def _pick(labels: Labels, i: int, seq_per_img: int, rng: np.random.Generator | N
     else:
         picks = rng.integers(0, n, seq_per_img) if rng is not None else np.arange(seq_per_img) % n
     return first + picks
+
+
+class EpochBatches:
+    """The training batch of iteration i: epoch i // n is shuffled (and its captions drawn) by an RNG seeded
+    with (seed, epoch), so any iteration's batch is known without the ones before it (exact resume, any
+    number of processes). A last batch of fewer than `min_images` images is left out of each epoch (the
+    ranking loss needs a negative)."""
+
+    def __init__(
+        self, labels: Labels, split: str, batch_size: int, seq_per_img: int, seed: int, min_images: int = 1
+    ) -> None:
+        self.labels, self.split, self.batch_size, self.seq_per_img, self.seed = (
+            labels, split, batch_size, seq_per_img, seed)
+        n = len(labels.split_indices(split))
+        if n == 0:
+            raise InputError(f"labels: no images in the {split} split")
+        full, rest = divmod(n, batch_size)
+        self.per_epoch = full + (rest >= min_images)
+        if self.per_epoch == 0:
+            raise InputError(f"labels: {n} {split} images, fewer than a batch needs ({min_images})")
+        self._epoch, self._next, self._it = -1, 0, iter(())
+
+    def at(self, iteration: int) -> CaptionBatch:
+        epoch, pos = divmod(iteration, self.per_epoch)
+        if epoch != self._epoch or pos != self._next:
+            rng = np.random.default_rng([self.seed, epoch])
+            self._it = iterate_batches(self.labels, self.split, self.batch_size, self.seq_per_img, rng)
+            self._epoch, self._next = epoch, 0
+            for _ in range(pos):
+                next(self._it)
+                self._next += 1
+        self._next += 1
+        return next(self._it)

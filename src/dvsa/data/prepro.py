@@ -1,4 +1,4 @@
-"""Captions -> vocabulary + labels arrays, as neuraltalk2's prepro.py (DESIGN.md §3)."""
+"""Captions -> vocabulary + labels arrays, as neuraltalk2's prepro.py (docs/design.md, "Files between stages")."""
 
 from __future__ import annotations
 

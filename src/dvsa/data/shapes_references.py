@@ -3,7 +3,7 @@
 The paper collected region-level phrases for given boxes to score its region captioner (Table 3); here the
 world's grammar writes them: a referring noun phrase that names the object's colour and shape ("a big red
 circle", "the large red disc", "red circle"), with an optional size word, a determiner or none, and the
-shape's synonyms. Each is true of the object alone (dvsa.evaluate.truth judges it so).
+shape's synonyms. Each is true of the object alone (dvsa.metrics.truth judges it so).
 
 They are stored in dataset.json as ``objects[k]["descriptions"]`` of val and test images only: evaluation
 references, never read by the models or their training (tests/regiondesc checks it).

@@ -15,12 +15,12 @@ from typing import Any
 
 import torch
 
+from dvsa.caption.beam import beam_search
 from dvsa.caption.checkpoint import load_captioner
-from dvsa.caption.decode import beam_search
-from dvsa.caption.features import GEOMETRY_DIM, with_geometry
 from dvsa.data.images import load_rgb
 from dvsa.data.vocab import decode
 from dvsa.errors import InputError
+from dvsa.features import check_feature_dim, feature_dim, region_mask, with_geometry
 from dvsa.regiondesc.figure import region_figure
 
 
@@ -54,11 +54,7 @@ def run(args: argparse.Namespace) -> int:
     model, vocab, ckpt = load_captioner(args.model)
     region_cnn = load_region_cnn(args.region_cnn)
     geometry = bool(ckpt["params"].get("region_geometry", False))
-    feat_dim = region_cnn.fc7_dim + (GEOMETRY_DIM if geometry else 0)
-    if model.config["feat_dim"] != feat_dim:
-        raise InputError(
-            f"{args.model}: expects {model.config['feat_dim']}-d features but {args.region_cnn} gives {feat_dim}-d"
-        )
+    check_feature_dim(model.config["feat_dim"], feature_dim(region_cnn.fc7_dim, geometry), args.model, args.region_cnn)
     failed = 0
     results: list[dict[str, Any]] = []
     for path in args.images:
@@ -70,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
             continue
         r = extract_regions(region_cnn, [image])
         n = int(r.n_regions[0])
-        mask = torch.arange(r.feats.shape[1])[None, :] < n  # (1, R)
+        mask = region_mask(r.n_regions, r.feats.shape[1])  # (1, R)
         feats = torch.from_numpy(r.feats)  # (1, R, D)
         if geometry:
             feats = with_geometry(feats, torch.from_numpy(r.boxes), torch.from_numpy(r.scores), mask)

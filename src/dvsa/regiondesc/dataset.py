@@ -11,14 +11,16 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from dvsa.data.labels import Labels
 from dvsa.errors import InputError
 from dvsa.io import read_json
-from dvsa.regiondesc.snippets import Snippet
+
+if TYPE_CHECKING:  # the stages that read the dataset need not import the alignment model
+    from dvsa.regiondesc.snippets import Snippet
 
 
 @dataclass

@@ -16,9 +16,9 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from dvsa.align.encode import embed_images, embed_sentences, split_sentences
 from dvsa.align.grounding import shapes_lexicon
 from dvsa.align.model import AlignmentModel
+from dvsa.align.retrieval import embed_images, embed_sentences, split_sentences
 from dvsa.align.snippets import segments, viterbi
 from dvsa.data.labels import Labels
 from dvsa.regions.store import RegionStore

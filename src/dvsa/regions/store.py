@@ -1,4 +1,5 @@
-"""regions.h5: 20 regions per image (region 0 = the whole image), each with a CNN feature (DESIGN.md §3).
+"""regions.h5: 20 regions per image (region 0 = the whole image), each with a CNN feature (docs/design.md,
+"Files between stages").
 
 Datasets: ``feats`` (N, R, D) float16/float32 chunked one image per chunk; ``boxes`` (N, R, 4) float32
 xyxy in the original image's pixels; ``scores`` (N, R) float32; ``n_regions`` (N,) int32 (how many of the R

@@ -1,31 +1,38 @@
 """Training the shapes region CNN on the world's object classes, as R-CNN was finetuned on detection:
-proposals labelled by IoU with the true boxes (which are labels only, never inputs of the features).
+proposals labelled by IoU with the true boxes (which are labels only, never inputs of the features). The
+trainer of the shared loop (dvsa.train.loop; docs/design.md, "Trainer contract").
 
 Losses (Faster R-CNN, approximate joint training): RPN objectness + RPN box regression on sampled anchors,
 and the Fast R-CNN head's softmax over K classes + background + smooth-L1 box regression on foreground RoIs.
+Adam with L2 weight decay, the learning rate annealed to 0 by a cosine over the run; the val object accuracy
+after every epoch picks the kept weights. Epoch e's image order is seeded by (seed, e), iteration i's flips
+and RoI samples by (seed, i): a resumed run goes on exactly.
 """
 
 from __future__ import annotations
 
 import math
-from collections import defaultdict
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from tqdm import tqdm
 
 from dvsa.data.images import load_rgb
-from dvsa.errors import TrainingError
+from dvsa.hashing import digest, stat_digest
+from dvsa.regions.checkpoint import MODEL_FORMAT, payload
 from dvsa.regions.boxes import encode_deltas, hflip_boxes, label_proposals, scale_boxes
 from dvsa.regions.config import RegionsParams, TrainParams
 from dvsa.regions.data import ImageRecord, object_classes
 from dvsa.regions.metrics import object_accuracy
 from dvsa.regions.shapes_net import ShapesRegionCNN
+from dvsa.train.loop import Files, Group, LoopState, Plan, Step, Validation, step_rng, step_seed, train
+from dvsa.train.resume import ResumeKey, Stateful
+from dvsa.train.schedule import cosine_lr
 
-LogFn = Callable[[int, dict[str, float]], None]
 CPU = torch.device("cpu")
+RESUME_FORMAT = "dvsa.region_cnn.resume/1"
 
 
 def sample_rois(labels: torch.Tensor, n: int, fg_fraction: float, gen: torch.Generator) -> torch.Tensor:
@@ -96,57 +103,76 @@ def load_batch(
     return x, boxes, labels
 
 
+class RegionCNNTrainer:
+    """What the region CNN brings to the loop."""
+
+    name = "region_cnn"
+
+    def __init__(self, records: Sequence[ImageRecord], params: RegionsParams, device: torch.device = CPU) -> None:
+        tp = params.train
+        torch.manual_seed(params.seed)
+        self.params, self.device = params, device
+        self.train_set = [r for r in records if r.split == "train"]
+        self.val_set = [r for r in records if r.split == "val"]
+        classes = object_classes(records, "train")
+        self.index = {c: k + 1 for k, c in enumerate(classes)}
+        self.model = ShapesRegionCNN(params.net, classes, tp.rpn_batch_per_image, tp.rpn_proposals).to(device)
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=tp.lr, weight_decay=tp.weight_decay)
+        self.per_epoch = -(-len(self.train_set) // tp.batch_size)
+        self.iterations = tp.epochs * self.per_epoch
+        self.groups = [Group(list(self.model.parameters()), self.optimizer,
+                             lambda i: cosine_lr(tp.lr, i, self.iterations))]
+
+    def step(self, iteration: int) -> Step:
+        tp, seed = self.params.train, self.params.seed
+        epoch, pos = divmod(iteration, self.per_epoch)
+        order = np.random.default_rng([seed, epoch]).permutation(len(self.train_set))
+        chunk = [self.train_set[j] for j in order[pos * tp.batch_size : (pos + 1) * tp.batch_size]]
+        self.model.train()
+        x, boxes, labels = load_batch(self.model, chunk, self.index, tp.hflip, step_rng(seed, iteration))
+        x, boxes, labels = x.to(self.device), [b.to(self.device) for b in boxes], [c.to(self.device) for c in labels]
+        gen = torch.Generator().manual_seed(step_seed(seed, iteration))
+        losses, accuracy = training_losses(self.model, x, boxes, labels, tp, gen)
+        loss = sum(losses.values())
+        logged = {k: float(v.detach()) for k, v in losses.items()} | {"roi_accuracy": accuracy}
+        return Step(loss, float(loss.detach()), logged)
+
+    def validate(self) -> Validation:
+        accuracy = object_accuracy(self.model, self.val_set)
+        return Validation({"val/object_accuracy": accuracy}, accuracy)
+
+    def weights(self) -> dict[str, dict[str, torch.Tensor]]:
+        return {"model": self.model.state_dict()}
+
+    def stateful(self) -> dict[str, Stateful]:
+        return {"model": self.model, "optimizer": self.optimizer}
+
+    def model_file(self, st: LoopState) -> tuple[str, dict[str, Any]]:
+        """models/region_cnn.pt (dvsa.regions.checkpoint): the best epoch's weights and what rebuilds them."""
+        last_train = next((r for r in reversed(st.history) if "train/loss" in r), {})
+        training = {"iteration": st.best_iteration, "metrics": {**last_train, **st.best_metrics}}
+        return MODEL_FORMAT, payload(self.model, self.params, training, st.best_weights["model"])
+
+
+def records_digest(records: Sequence[ImageRecord]) -> str:
+    """What the region CNN learns from: each image's file (path, size, time), split, true boxes and labels."""
+    described = (repr((str(r.path), r.split, r.labels, r.boxes.tolist())) for r in records)
+    return digest(*described, stat_digest([r.path for r in records], list(range(len(records)))))
+
+
 def train_region_cnn(
     records: Sequence[ImageRecord],
     params: RegionsParams,
-    log: LogFn | None = None,
+    files: Files,
     device: torch.device = CPU,
-) -> tuple[ShapesRegionCNN, dict[str, float]]:
-    """Train on the train split (on `device`); after each epoch, `log(epoch, metrics)` with the mean losses
-    and the detector accuracy on val. Returns the model and the last epoch's metrics."""
-    tp = params.train
-    torch.manual_seed(params.seed)
-    gen = torch.Generator().manual_seed(params.seed)
-    rng = np.random.default_rng(params.seed)
-    train = [r for r in records if r.split == "train"]
-    val = [r for r in records if r.split == "val"]
-    classes = object_classes(records, "train")
-    index = {c: k + 1 for k, c in enumerate(classes)}
-    model = ShapesRegionCNN(params.net, classes, tp.rpn_batch_per_image, tp.rpn_proposals).to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=tp.lr, weight_decay=tp.weight_decay)
-    n_steps = -(-len(train) // tp.batch_size)
-    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=tp.epochs * n_steps)
-    metrics: dict[str, float] = {}
-    for epoch in range(tp.epochs):
-        model.train()
-        sums: dict[str, float] = defaultdict(float)
-        order = rng.permutation(len(train))
-        bar = tqdm(range(n_steps), desc=f"region_cnn epoch {epoch + 1}/{tp.epochs}", unit="step")
-        for step in bar:
-            chunk = [train[j] for j in order[step * tp.batch_size : (step + 1) * tp.batch_size]]
-            x, boxes, labels = load_batch(model, chunk, index, tp.hflip, rng)
-            x, boxes, labels = x.to(device), [b.to(device) for b in boxes], [c.to(device) for c in labels]
-            losses, accuracy = training_losses(model, x, boxes, labels, tp, gen)
-            loss = sum(losses.values())
-            value = float(loss.detach())
-            if not math.isfinite(value):
-                raise TrainingError(
-                    f"region_cnn: the loss became {value} at epoch {epoch + 1}, step {step + 1} "
-                    "(lower regions.train.lr)"
-                )
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            schedule.step()
-            for k, v in losses.items():
-                sums[k] += float(v.detach())
-            sums["loss"] += value
-            sums["train_roi_accuracy"] += accuracy
-            bar.set_postfix(loss=f"{value:.3f}")
-        metrics = {k: v / n_steps for k, v in sums.items()}
-        if val:
-            metrics["val_object_accuracy"] = object_accuracy(model, val)
-        if log is not None:
-            log(epoch, metrics)
-    model.eval()
-    return model, metrics
+    on_iteration: Callable[[int], None] | None = None,
+    progress: bool = True,
+) -> LoopState:
+    """Train on the train split (on `device`), validate the detector's object accuracy on val after each
+    epoch, and write `files.model` with the best epoch's weights (the last ones without a val split)."""
+    trainer = RegionCNNTrainer(records, params, device)
+    key = ResumeKey(RESUME_FORMAT, params.to_dict(), records_digest(records))
+    plan = Plan(trainer.iterations, trainer.per_epoch if trainer.val_set else 0, trainer.per_epoch, params.seed,
+                lower=f"regions.train.lr ({params.train.lr:g})")
+    st, _ = train(trainer, plan, files, key, progress=progress, on_iteration=on_iteration)
+    return st

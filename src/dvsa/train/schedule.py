@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 
@@ -19,3 +21,8 @@ def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
     """Apply `lr` to every parameter group of `optimizer` (call before ``optimizer.step()``)."""
     for group in optimizer.param_groups:
         group["lr"] = lr
+
+
+def cosine_lr(lr0: float, iteration: int, total: int) -> float:
+    """Cosine annealing to 0 over `total` iterations: eps = eps0 (1 + cos(pi i / total)) / 2."""
+    return lr0 * (1 + math.cos(math.pi * iteration / total)) / 2

@@ -1,0 +1,195 @@
+"""The captioner's one split evaluation (``evaluate_split``: captions decoded from a feature source and the
+perplexity of the split's captions), used twice:
+
+- ``evaluate_captions``, the evaluate_captioner stage's: the model's captions, the nearest-neighbour
+  baseline's, the COCO metrics of both against the dataset's raw reference sentences, the per-metric margin,
+  the test perplexity and, on data with true objects (the shapes world), the truth of both systems' captions
+  (dvsa.metrics.truth);
+- ``validate``, the trainer's validation: the val loss, the CIDEr / BLEU-4 of greedy captions against the
+  vocabulary's references (fast path: no Java) and the first predictions, as neuraltalk2's val_predictions.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from dvsa.caption.config import EvaluateCaptioningParams
+from dvsa.caption.generate import caption_rows, perplexity
+from dvsa.caption.model import Captioner
+from dvsa.data.labels import Labels
+from dvsa.data.vocab import decode, tokenize
+from dvsa.errors import InputError
+from dvsa.features import FeatureSource, check_feature_dim, check_rows
+from dvsa.metrics.baselines import nearest_neighbour_captions
+from dvsa.metrics.coco import METRICS, coco_scores, score_systems
+from dvsa.metrics.truth import Judgement, TruthMeter
+from dvsa.regions.store import RegionStore
+
+
+@dataclass
+class CaptionEvaluation:
+    rows: np.ndarray  # (N,) evaluated rows of dataset.json / regions.h5
+    image_ids: list[Any]  # vocab.json image ids of `rows`
+    captions: list[str]  # the model's
+    baseline: list[str]  # the nearest-neighbour baseline's
+    references: list[list[str]]  # raw reference sentences
+    metrics: dict[str, Any]
+    attention: np.ndarray | None = None  # (N, T, R) attention of the step that emitted each word of `captions`
+    truth: list[Judgement] | None = None  # of `captions`, on data with true objects
+    baseline_truth: list[Judgement] | None = None  # of `baseline`
+
+
+def check_compatible(
+    model: Captioner, vocab: dict[int, str], labels: Labels, store: RegionStore, model_path: str, feat_dim: int
+) -> None:
+    """The captioner fits the labels and the regions, whose features (with their geometry) are feat_dim-d."""
+    if vocab != labels.ix_to_word:
+        raise InputError(f"{model_path}: trained with another vocabulary (rerun `dvc repro train_captioner`)")
+    check_feature_dim(model.config["feat_dim"], feat_dim, model_path, str(store.path))
+    check_rows(labels, store, str(store.path))
+
+
+@dataclass
+class SplitCaptions:
+    """What evaluate_split gives for rows of a split."""
+
+    captions: list[str]  # (N,) decoded to words
+    attention: np.ndarray | None  # (N, T, R) the attention of the step that emitted each word
+    perplexity: float  # of every caption of the rows (words and END)
+
+
+def evaluate_split(
+    model: Captioner,
+    source: FeatureSource,
+    labels: Labels,
+    rows: np.ndarray,
+    method: str = "greedy",
+    max_length: int = 16,
+    beam_size: int = 3,
+    temperature: float = 1.0,
+    batch_size: int = 50,
+    seed: int = 0,
+    progress: bool = False,
+) -> SplitCaptions:
+    """Captions of `rows` decoded from `source` (dvsa.caption.generate.caption_rows) and the perplexity of
+    their reference captions; leaves the model in eval mode."""
+    decoded = caption_rows(
+        model,
+        source,
+        rows,
+        method=method,
+        max_length=max_length,
+        beam_size=beam_size,
+        temperature=temperature,
+        batch_size=batch_size,
+        seed=seed,
+        progress=progress,
+    )
+    captions = [decode(s, labels.ix_to_word) for s in decoded.seqs]
+    return SplitCaptions(captions, decoded.attention, perplexity(model, source, labels, rows, batch_size))
+
+
+def validate(
+    model: Captioner, source: FeatureSource, labels: Labels, rows: np.ndarray, n_predictions: int
+) -> tuple[dict[str, float], list[dict[str, Any]]]:
+    """The trainer's validation: val loss (log perplexity of all captions of `rows`), CIDEr / BLEU-4 of greedy
+    captions against the vocabulary's references (fast path: no METEOR, no PTB tokenizer, no warnings), and
+    the first `n_predictions` (image id, caption) pairs, as neuraltalk2's val_predictions. The model is left
+    in train mode."""
+    out = evaluate_split(model, source, labels, rows, method="greedy", max_length=labels.max_length)
+    refs = {int(i): [decode(c, labels.ix_to_word) for c in labels.captions(int(i))] for i in rows}
+    hyps = {int(i): c for i, c in zip(rows, out.captions)}
+    scores = coco_scores(refs, hyps, meteor=False, ptb=False, warn=False)
+    predictions = [{"image_id": labels.images[int(i)]["id"], "caption": hyps[int(i)]} for i in rows[:n_predictions]]
+    model.train()
+    metrics = {"val/loss": math.log(out.perplexity), "val/CIDEr": scores["CIDEr"], "val/Bleu_4": scores["Bleu_4"]}
+    return metrics, predictions
+
+
+def evaluate_captions(
+    model: Captioner,
+    labels: Labels,
+    store: RegionStore,
+    dataset: dict[str, Any],
+    params: EvaluateCaptioningParams,
+    source: FeatureSource,
+    progress: bool = True,
+) -> CaptionEvaluation:
+    """Decode `source`'s features of the split; the nearest-neighbour baseline uses the cached features of
+    `store` (the CNN as it was before any finetuning)."""
+    rows = labels.split_indices(params.split)
+    if len(rows) == 0:
+        raise InputError(f"labels: no images in the {params.split} split")
+    if len(dataset["images"]) != len(labels.images):
+        raise InputError(f"dataset.json: {len(dataset['images'])} images but the labels have {len(labels.images)}")
+    references = [[s["raw"] for s in dataset["images"][int(i)].get("sentences", [])] for i in rows]
+    empty = [int(i) for i, refs in zip(rows, references) if not refs]
+    if empty:
+        raise InputError(f"dataset.json: image {empty[0]} of the {params.split} split has no reference sentences")
+    out = evaluate_split(
+        model,
+        source,
+        labels,
+        rows,
+        method=params.method,
+        max_length=params.max_length,
+        beam_size=params.beam_size,
+        temperature=params.temperature,
+        batch_size=params.batch_size,
+        seed=params.seed,
+        progress=progress,
+    )
+    captions = out.captions
+    baseline = nearest_neighbour_captions(labels, store, dataset, rows)
+    keys = [int(i) for i in rows]
+    scored = score_systems(
+        {k: refs for k, refs in zip(keys, references)},
+        {"model": dict(zip(keys, captions)), "nn_baseline": dict(zip(keys, baseline))},
+    )
+    model_scores, nn_scores = scored["model"], scored["nn_baseline"]
+    unavailable = model_scores.pop("unavailable")
+    nn_scores.pop("unavailable")
+    margin = {
+        m: model_scores[m] - nn_scores[m]
+        for m in METRICS
+        if isinstance(model_scores[m], float) and isinstance(nn_scores[m], float)
+    }
+    model_scores["perplexity"] = out.perplexity
+    metrics = {
+        "split": params.split,
+        "n_images": len(rows),
+        "decoding": {
+            "method": params.method,
+            "max_length": params.max_length,
+            **({"beam_size": params.beam_size} if params.method == "beam" else {}),
+            **({"temperature": params.temperature} if params.method == "sample" else {}),
+        },
+        "model": model_scores,
+        "nn_baseline": nn_scores,
+        "margin": margin,
+        "unavailable": unavailable,
+    }
+    truth = baseline_truth = None
+    images = [dataset["images"][int(i)] for i in rows]
+    if all("objects" in im for im in images):
+        meters = {"model": TruthMeter(), "nn_baseline": TruthMeter()}
+        truth = [meters["model"].add(tokenize(c), im["objects"], im.get("background")) for c, im in zip(captions, images)]
+        baseline_truth = [
+            meters["nn_baseline"].add(tokenize(c), im["objects"], im.get("background")) for c, im in zip(baseline, images)
+        ]
+        metrics["truth"] = {name: m.summary() for name, m in meters.items()}
+    return CaptionEvaluation(
+        rows=rows,
+        image_ids=[labels.images[int(i)]["id"] for i in rows],
+        captions=captions,
+        baseline=baseline,
+        references=references,
+        metrics=metrics,
+        attention=out.attention,
+        truth=truth,
+        baseline_truth=baseline_truth,
+    )

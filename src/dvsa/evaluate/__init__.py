@@ -1,1 +1,0 @@
-"""Evaluation: COCO caption metrics, baselines, reports and figures."""

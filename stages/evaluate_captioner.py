@@ -16,8 +16,8 @@ from pathlib import Path
 
 from dvsa.caption.checkpoint import load_captioner
 from dvsa.caption.cnn import checkpoint_source
-from dvsa.caption.evaluation import check_compatible, evaluate_captions
 from dvsa.caption.config import EvaluateCaptioningParams
+from dvsa.caption.evaluation import check_compatible, evaluate_captions
 from dvsa.data.dataset import load_dataset
 from dvsa.data.labels import read_labels
 from dvsa.device import load_compute, resolve_device

@@ -21,7 +21,7 @@ from dvsa.regions.data import image_records
 from dvsa.regions.pretrained import PretrainedRegionCNN
 from dvsa.regions.train import train_region_cnn
 from dvsa.stage import run_stage
-from dvsa.train.loop import Files
+from dvsa.train.loop import HISTORY, Files, LoopState, write_history
 
 DATASET = Path("data/dataset/dataset.json")
 MODEL = Path("models/region_cnn.pt")
@@ -39,6 +39,7 @@ def assemble(params: RegionsParams) -> None:
         for name, value in sizes.items():
             live.log_metric(name, round(value, 3))
         live.next_step()
+    write_history(LOGS / HISTORY, LoopState())  # nothing trained: no validation
     save_region_cnn(model, params, MODEL)
     print(
         f"region_cnn: {params.backbone} + {params.pretrained.detector} assembled -> {MODEL} (references "

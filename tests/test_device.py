@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import runpy
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -24,6 +26,54 @@ def test_compute_section_is_typed(tmp_path: Path) -> None:
     path.write_text("compute:\n  device: gpu\n")
     with pytest.raises(ParamsError, match="compute.device: expected one of 'auto', 'cpu', 'cuda'"):
         load_compute(path)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("nproc: 0", "compute.nproc: must be >= 1, got 0"),
+        ("nnodes: 0", "compute.nnodes: must be >= 1, got 0"),
+        ("workers: -1", "compute.workers: must be >= 0, got -1"),
+        ("nproc: two", "compute.nproc: expected an integer, got 'two'"),
+        ("device: gpu", "compute.device: expected one of 'auto', 'cpu', 'cuda'"),
+        ("autocast: fp32", "compute.autocast: expected one of 'fp16', 'bf16', 'off'"),
+        ("backend: mpi", "compute.backend: expected one of 'auto', 'gloo', 'nccl'"),
+        ("rdzv_endpoint: node0", "compute.rdzv_endpoint: expected host:port, got 'node0'"),
+        ("rdzv_endpoint: 'node0:99999'", "compute.rdzv_endpoint: expected host:port"),
+        ("nnodes: 2", "compute.rdzv_endpoint: compute.nnodes: 2 needs the host:port of the first node"),
+        ("{device: cpu, backend: nccl}", "compute.backend: nccl needs CUDA, and compute.device is cpu"),
+    ],
+)
+def test_bad_compute_params_name_the_key(tmp_path: Path, text: str, message: str) -> None:
+    path = tmp_path / "params.yaml"
+    path.write_text(f"compute: {text}\n" if text.startswith("{") else f"compute:\n  {text}\n")
+    with pytest.raises(ParamsError) as e:
+        load_compute(path)
+    assert f"{path}: {message}" in str(e.value) and "\n" not in str(e.value)
+    path.write_text("compute:\n  nnodes: 2\n  rdzv_endpoint: node0.cluster:29400\n  backend: nccl\n")
+    assert load_compute(path).nnodes == 2
+
+
+@pytest.mark.parametrize(
+    "launcher", [[], ["-m", "dvsa.launch", "--nnodes", "1", "--nproc-per-node", "0", "--rdzv-endpoint="]]
+)
+def test_nproc_0_is_one_line_on_both_paths(tmp_path: Path, launcher: list[str]) -> None:
+    """`compute.nproc: 0` stops a stage run as `python stages/x.py` and one run as dvc.yaml runs it, through
+    `python -m dvsa.launch --nproc-per-node ${compute.nproc}` (torchrun would raise an AssertionError)."""
+    (tmp_path / "params.yaml").write_text("compute:\n  nproc: 0\n")
+    cmd = [sys.executable, *launcher, str(REPO / "stages/regions.py")]
+    done = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert (done.returncode, done.stderr.strip()) == (1, "error: params.yaml: compute.nproc: must be >= 1, got 0")
+
+
+def test_launch_checks_its_options_without_params_yaml(tmp_path: Path) -> None:
+    for option, message in [
+        (["--nproc-per-node", "0"], "error: --nproc-per-node 0: must be >= 1 (params.yaml: compute.nproc)"),
+        (["--nnodes", "0"], "error: --nnodes 0: expected a number >= 1 or min:max (params.yaml: compute.nnodes)"),
+    ]:
+        cmd = [sys.executable, "-m", "dvsa.launch", *option, str(REPO / "stages/regions.py")]
+        done = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+        assert (done.returncode, done.stderr.strip()) == (1, message)
 
 
 def test_resolve_device(monkeypatch: pytest.MonkeyPatch) -> None:

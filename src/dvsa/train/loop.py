@@ -220,7 +220,7 @@ def _check_divergence(value: float, st: LoopState, plan: Plan, name: str, it: in
         st.first_loss = value
     if not math.isfinite(value) or value > plan.explode_factor * st.first_loss:
         raise TrainingError(
-            f"the {name} loss exploded at iteration {it + 1}: {value:.4g} (first loss {st.first_loss:.4g}); "
+            f"the loss exploded at iteration {it + 1} of the {name}: {value:.4g} (first loss {st.first_loss:.4g}); "
             f"lower {plan.lower}"
         )
 

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from dvsa.align.checkpoint import load_model
 from dvsa.align.config import EvaluateAlignmentParams
 from dvsa.align.evaluation import evaluate, grounding, snippets_json, write_figures
 from dvsa.align.ranking_table import image_table, sentence_table
 from dvsa.align.retrieval import check_inputs
-from dvsa.align.train import load_model
 from dvsa.data.dataset import load_dataset
 from dvsa.data.labels import read_labels
 from dvsa.device import load_compute, resolve_device

@@ -11,8 +11,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from dvsa.align.checkpoint import load_model
 from dvsa.align.retrieval import check_inputs
-from dvsa.align.train import load_model
 from dvsa.data.labels import read_labels, write_labels
 from dvsa.errors import InputError
 from dvsa.io import write_json

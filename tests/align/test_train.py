@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import signal
+from pathlib import Path
 
 import pytest
 import torch
 
+from dvsa.align.checkpoint import load_model
 from dvsa.align.config import AlignmentParams, EvaluateAlignmentParams
 from dvsa.align.evaluation import evaluate, grounding
 from dvsa.align.retrieval import evaluate_split
-from dvsa.align.train import RESUME_FORMAT, load_model, train_alignment
+from dvsa.align.train import RESUME_FORMAT, train_alignment
 from dvsa.checkpoint import read
 from dvsa.data.labels import read_labels
 from dvsa.errors import InputError

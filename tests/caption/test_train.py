@@ -11,12 +11,12 @@ import torch
 from dvsa.caption.checkpoint import load_captioner, load_checkpoint
 from dvsa.caption.cnn import CaptionCNN
 from dvsa.caption.config import CaptionerParams
-from dvsa.features import CachedFeatures, feature_stats
-from dvsa.checkpoint import read
 from dvsa.caption.train import RESUME_FORMAT, learning_rate, make_protos, train_captioner, train_step
+from dvsa.checkpoint import read
 from dvsa.data.labels import read_labels
 from dvsa.data.loader import iterate_batches
 from dvsa.errors import TrainingError
+from dvsa.features import CachedFeatures, feature_stats
 from dvsa.io import read_json
 from dvsa.regions.shapes_net import ShapesRegionCNN
 from dvsa.regions.store import RegionStore

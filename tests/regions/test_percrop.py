@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-
 from benchmarks.percrop import context_margin, encode_per_crop
+
 from dvsa.regions.config import NetParams
 from dvsa.regions.model import to_tensor
 from dvsa.regions.shapes_net import STRIDE, ShapesRegionCNN

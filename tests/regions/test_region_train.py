@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 import torch
 
+from dvsa.regions.checkpoint import load_region_cnn
+from dvsa.regions.config import RegionsParams
 from dvsa.regions.data import batches, image_records
 from dvsa.regions.extract import extract_regions
 from dvsa.regions.metrics import RecallMeter
-from dvsa.regions.checkpoint import load_region_cnn
-from dvsa.regions.config import RegionsParams
 from dvsa.regions.shapes_net import ShapesRegionCNN
 from dvsa.regions.train import sample_rois, train_region_cnn
 from dvsa.train.loop import Files, LoopState

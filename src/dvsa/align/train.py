@@ -13,31 +13,28 @@ the whole batch, as in one process. Rank 0 alone validates and writes.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from dvsa.align.checkpoint import MODEL_FORMAT
 from dvsa.align.config import AlignmentParams
 from dvsa.align.model import AlignmentModel
 from dvsa.align.retrieval import evaluate_split, trim
 from dvsa.align.score import image_sentence_scores, ranking_loss
-from dvsa.checkpoint import load, load_weights
 from dvsa.data.labels import Labels
 from dvsa.data.loader import EpochBatches
 from dvsa.distributed import ONE_PROCESS, World, data_parallel, gather_rows
 from dvsa.errors import InputError
 from dvsa.features import CachedFeatures
 from dvsa.features.fingerprint import data_fingerprint
-from dvsa.params import from_mapping
 from dvsa.regions.store import RegionStore
 from dvsa.train.loop import Files, Group, LoopState, Plan, Step, Validation, train
 from dvsa.train.resume import ResumeKey, Stateful
 
-MODEL_FORMAT, RESUME_FORMAT = "dvsa.alignment/2", "dvsa.alignment.resume/3"
+RESUME_FORMAT = "dvsa.alignment.resume/3"
 
 
 def make_optimizer(model: torch.nn.Module, p: AlignmentParams) -> torch.optim.Optimizer:
@@ -161,14 +158,3 @@ def train_alignment(
     plan = Plan(p.epochs * per_epoch, per_epoch, per_epoch, p.seed, lower=f"alignment.lr ({p.lr:g})")
     st, resumed = train(trainer, plan, files, key, world, progress=progress, on_iteration=on_iteration, log=log)
     return trainer.model, st, resumed
-
-
-def load_model(path: str | os.PathLike[str]) -> tuple[AlignmentModel, AlignmentParams, dict[int, str]]:
-    """Load models/alignment.pt -> (model in eval mode, its params, ix_to_word)."""
-    ckpt = load(path, MODEL_FORMAT, "train_alignment", ("state_dict", "params", "vocab", "features"))
-    params = from_mapping(AlignmentParams, ckpt["params"], f"{Path(path)}: params")
-    vocab = {int(k): w for k, w in ckpt["vocab"].items()}
-    model = AlignmentModel(len(vocab), int(ckpt["features"]["dim"]), params)
-    load_weights(model, ckpt["state_dict"], path)
-    model.eval()
-    return model, params, vocab

@@ -28,7 +28,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from dvsa.caption.checkpoint import MODEL_FORMAT
@@ -40,7 +39,7 @@ from dvsa.data.labels import Labels
 from dvsa.data.loader import CaptionBatch, EpochBatches
 from dvsa.distributed import ONE_PROCESS, World, all_reduce_sum, data_parallel
 from dvsa.errors import InputError
-from dvsa.features import CachedFeatures, FeatureSource, check_rows, feature_stats
+from dvsa.features import CachedFeatures, FeatureSource, check_feature_dim, check_rows, feature_stats
 from dvsa.features.fingerprint import data_fingerprint
 from dvsa.hashing import digest
 from dvsa.regions.store import RegionStore
@@ -266,8 +265,7 @@ def build_trainer(
             raise InputError("train_captioner: finetuning the CNN reads all the regions of regions.h5, not `features`")
         if image_paths is None or len(image_paths) != len(store):
             raise InputError("train_captioner: finetuning the CNN needs one image path per row of regions.h5")
-        if cnn.net.fc7_dim != store.dim:
-            raise InputError(f"{store.path}: {store.dim}-d features, but the CNN to finetune gives {cnn.net.fc7_dim}-d")
+        check_feature_dim(store.dim, cnn.net.fc7_dim, str(store.path), "the CNN to finetune")
         source = PixelFeatures(
             cnn, image_paths, store, params.region_geometry, params.augment_crop, params.augment_brightness
         )

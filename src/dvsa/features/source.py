@@ -2,7 +2,8 @@
 and the mask of real regions (B, R) bool, with D (``dim``) said by the source. Every model reads its image
 through one: the alignment model (``CachedFeatures(store, geometry=False)``), both captioners (the cached
 regions.h5, or pixels through the CNN: ``dvsa.caption.cnn.PixelFeatures``, when the CNN is finetuned; one
-region per row: ``dvsa.features.one_region.OneRegion``), and both CLIs (the regions they extract: ``region_mask``, ``with_geometry``).
+region per row: ``dvsa.features.one_region.OneRegion``), and both CLIs (the regions they extract:
+``region_mask``, ``with_geometry``).
 
 With ``geometry`` each region's fc7 is followed by where the detector put it and how sure it was (the box
 and score of regions.h5, never the true objects): x0/W, y0/H, x1/W, y1/H, its area / (W H) and its score,

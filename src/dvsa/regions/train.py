@@ -21,8 +21,8 @@ import torch.nn.functional as F
 
 from dvsa.data.images import load_rgb
 from dvsa.hashing import digest, stat_digest
-from dvsa.regions.checkpoint import MODEL_FORMAT, payload
 from dvsa.regions.boxes import encode_deltas, hflip_boxes, label_proposals, scale_boxes
+from dvsa.regions.checkpoint import MODEL_FORMAT, payload
 from dvsa.regions.config import RegionsParams, TrainParams
 from dvsa.regions.data import ImageRecord, object_classes
 from dvsa.regions.metrics import object_accuracy

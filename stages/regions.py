@@ -10,12 +10,9 @@ extracts its share of the shards on its own device; rank 0 alone writes regions.
 
 from __future__ import annotations
 
-import sys
-from dataclasses import asdict
 from pathlib import Path
 
 import torch
-import torchvision
 
 from dvsa.data.dataset import load_dataset
 from dvsa.device import ComputeParams, autocast_dtype, load_compute, out_of_memory_hint, resolve_device
@@ -28,9 +25,8 @@ from dvsa.regions.config import RegionsParams
 from dvsa.regions.data import image_records
 from dvsa.regions.extract import extraction_threads, write_regions
 from dvsa.regions.metrics import object_accuracy
-from dvsa.regions.pretrained import sha256_file
 from dvsa.regions.shapes_net import ShapesRegionCNN
-from dvsa.regions.shards import files_digest, fingerprint, images_digest
+from dvsa.regions.shards import manifest_key
 from dvsa.stage import run_stage
 
 DATASET = Path("data/dataset/dataset.json")
@@ -38,7 +34,6 @@ MODEL = Path("models/region_cnn.pt")
 OUT = Path("data/regions/regions.h5")
 WORK = Path("data/regions.work")
 METRICS = Path("metrics/regions.json")
-CODE = [*Path("src/dvsa/regions").glob("*.py"), Path("src/dvsa/data/images.py")]
 
 
 def main() -> None:
@@ -58,21 +53,7 @@ def extract(params: RegionsParams, compute: ComputeParams, device: torch.device,
             f"regions.detect.proposals: oracle needs the true objects of the shapes world; {DATASET} has none"
         )
     model = load_region_cnn(MODEL, device)
-    key = fingerprint(  # not the world size: a shard's bits do not depend on it (see write_regions)
-        {
-            "model": sha256_file(MODEL),
-            "params": {
-                k: v
-                for k, v in asdict(params).items()
-                if k in ("detect", "batch_size", "feats_dtype", "shard_size", "on_bad_image")
-            },
-            "images": images_digest([r.path for r in records], [r.image_id for r in records]),
-            "code": files_digest([p for p in CODE if p.is_file()]),
-            "device": device.type,
-            "amp": str(amp),
-            "versions": [torch.__version__, torchvision.__version__, sys.version],
-        }
-    )
+    key = manifest_key(params, MODEL, records, device, amp)
     hint = (
         f"lower regions.batch_size (now {params.batch_size})"
         + (

@@ -408,7 +408,7 @@ def test_alignment_nan_loss_is_one_line_and_leaves_no_model(project: Path, workd
                                                             capsys: pytest.CaptureFixture[str]) -> None:
     (workdir / "data").symlink_to(project / "data")
     (workdir / "params.yaml").write_text(yaml.safe_dump({"alignment": {**TINY["alignment"], "lr": 1e30}}))
-    assert_one_error(*call_stage("train_alignment", capsys), "alignment loss became", "lower alignment.lr")
+    assert_one_error(*call_stage("train_alignment", capsys), "loss exploded at iteration", "of the alignment", "lower alignment.lr")
     assert not (workdir / "models").exists() or not any((workdir / "models").iterdir())
 
 

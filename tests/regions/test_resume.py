@@ -142,3 +142,35 @@ def test_features_beyond_float16_are_one_error(tmp_path: Path) -> None:
     with pytest.raises(ParamsError, match="0000.png: features are not finite in float16.*feats_dtype: float32"):
         write_regions(model, records, root / "r.h5", tiny_params().detect, 2, "float16")
     write_regions(model, records, root / "r.h5", tiny_params().detect, 2, "float32")
+
+
+def test_the_manifest_key_covers_what_decides_the_shards(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from dvsa.hashing import _closure
+    from dvsa.regions.shards import SHARD_CODE, manifest_key
+
+    root = toy_project(tmp_path, 4)
+    records = image_records(
+        json.loads((root / "data/dataset/dataset.json").read_text()) | {"image_root": str(root / "data/dataset/images")}
+    )
+    params, model, cpu = tiny_params(), root / "models/region_cnn.pt", torch.device("cpu")
+    key = manifest_key(params, model, records, cpu, None)
+    assert manifest_key(params, model, records, cpu, None) == key
+    assert manifest_key(replace(params, seed=9), model, records, cpu, None) == key  # decides the model file only
+    assert manifest_key(replace(params, shard_size=3), model, records, cpu, None) != key
+    assert manifest_key(params, model, records, torch.device("cuda"), torch.float16) != key
+    os.utime(records[0].path, ns=(0, 0))  # the images by size and time
+    assert (images_changed := manifest_key(params, model, records, cpu, None)) != key
+    model.write_bytes(model.read_bytes() + b"\0")
+    assert manifest_key(params, model, records, cpu, None) not in (key, images_changed)
+    code = set(_closure(*SHARD_CODE))  # the extraction, each region CNN and the image decoding; not the training
+    assert {
+        "dvsa.regions.extract",
+        "dvsa.regions.loader",
+        "dvsa.data.images",
+        "dvsa.regions.shapes_net",
+        "dvsa.regions.pretrained",
+        "dvsa.regions.select",
+    } <= code
+    assert "dvsa.regions.train" not in code

@@ -12,7 +12,6 @@ absolute path and sha256, checked whenever the model is loaded.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +28,7 @@ from torchvision.models.detection import (
 from torchvision.ops import roi_align
 
 from dvsa.errors import WeightsError
+from dvsa.hashing import file_digest
 from dvsa.regions.boxes import clip_boxes, scale_boxes
 from dvsa.regions.config import DetectParams, PretrainedParams
 from dvsa.regions.model import Prepared, RegionCNN
@@ -129,17 +129,9 @@ def build_encoder(backbone: str) -> nn.Module:
         return ENCODERS[backbone].build()
 
 
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 22), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def reference(path: Path) -> dict[str, str]:
     """How models/region_cnn.pt names a weights file: its absolute path and sha256 (computed at first use)."""
-    return {"path": str(path.resolve()), "sha256": sha256_file(path)}
+    return {"path": str(path.resolve()), "sha256": file_digest(path)}
 
 
 def check_reference(ref: dict[str, str], arch: Arch, param: str, where: str) -> Path:
@@ -151,7 +143,7 @@ def check_reference(ref: dict[str, str], arch: Arch, param: str, where: str) -> 
             f"{path}: weights file not found ({where} was assembled from it, sha256 "
             f"{ref['sha256'][:16]}...); put torchvision's {arch.filename} there {fix}"
         )
-    digest = sha256_file(path)
+    digest = file_digest(path)
     if digest != ref["sha256"]:
         raise WeightsError(
             f"{path}: weights file changed since {where} was assembled (sha256 {digest[:16]}..., "

@@ -2,8 +2,8 @@
 
 Shard k holds the regions of images [k * shard_size, (k + 1) * shard_size) and is written atomically when
 all of them are done, so a kill, an out-of-memory or a bad image loses at most one shard. The folder's
-manifest.json records a fingerprint of everything that decides the shards' bits (the model file, the params,
-the images, the code, the device); a rerun with the same fingerprint keeps the finished shards, any other
+manifest.json records a key of everything that decides the shards' bits (:func:`manifest_key`: the model file,
+the params, the images, the code, the device); a rerun with the same key keeps the finished shards, any other
 empties the folder first. Under torchrun the ranks write their shards into the one folder (rank 0 opens it
 first, see dvsa.regions.extract.open_shards). regions.h5 is assembled from the shards (atomically) only when
 all are done, so DVC never sees a partial one; then the folder is removed.
@@ -11,20 +11,25 @@ all are done, so DVC never sees a partial one; then the folder is removed.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
+import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import h5py
 import numpy as np
+import torch
+import torchvision
 
 from dvsa.errors import InputError
+from dvsa.hashing import code_digest, file_digest, record_digest, stat_digest
 from dvsa.io import atomic_path, read_json, write_json
+from dvsa.regions.config import RegionsParams
+from dvsa.regions.data import ImageRecord
 from dvsa.regions.store import RegionWriter
 
 MANIFEST = "manifest.json"
@@ -43,32 +48,42 @@ class Shard:
     skipped: list[dict[str, Any]]  # {"index", "path", "error"} of the images left out
 
 
-def fingerprint(parts: dict[str, Any]) -> str:
-    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
+# the params of section `regions` that decide the shards (the rest only train the region CNN, whose file is hashed)
+SHARD_PARAMS = ("detect", "batch_size", "feats_dtype", "shard_size", "on_bad_image")
+# the modules that compute a shard: the extraction and the loading of every kind of region CNN (with the dvsa
+# modules they import; dvsa.hashing.code_digest)
+SHARD_CODE = ("dvsa.regions.extract", "dvsa.regions.checkpoint")
 
 
-def files_digest(paths: Sequence[Path]) -> str:
-    """sha256 over the files' contents (the code that computes the shards)."""
-    digest = hashlib.sha256()
-    for p in sorted(paths):
-        digest.update(p.name.encode() + b"\0" + p.read_bytes())
-    return digest.hexdigest()
-
-
-def images_digest(paths: Sequence[Path], image_ids: Sequence[int]) -> str:
-    """sha256 over each image's path, id, size and modification time (not its pixels: COCO is 20 GB)."""
-    digest = hashlib.sha256()
-    for p, i in zip(paths, image_ids):
-        st = os.stat(p) if p.is_file() else None
-        digest.update(f"{p}\t{i}\t{st.st_size if st else -1}\t{st.st_mtime_ns if st else -1}\n".encode())
-    return digest.hexdigest()
+def manifest_key(
+    params: RegionsParams,
+    model_file: str | os.PathLike[str],
+    records: Sequence[ImageRecord],
+    device: torch.device,
+    amp: torch.dtype | None,
+) -> str:
+    """The key of a run's shards: everything that decides their bits, and nothing else. Not the world size: a
+    shard's bits do not depend on it (see dvsa.regions.extract.write_regions), so a rerun with another
+    compute.nproc keeps the finished shards. The images by path, id, size and time, not their pixels (COCO is
+    20 GB)."""
+    return record_digest(
+        {
+            "model": file_digest(model_file),
+            "params": {k: v for k, v in asdict(params).items() if k in SHARD_PARAMS},
+            "images": stat_digest([r.path for r in records], [r.image_id for r in records]),
+            "code": code_digest(*SHARD_CODE),
+            "device": device.type,
+            "amp": str(amp),
+            "versions": [torch.__version__, torchvision.__version__, sys.version],
+        }
+    )
 
 
 class ShardFolder:
     def __init__(
         self, folder: str | os.PathLike[str], key: str, n_images: int, shard_size: int, *, create: bool = True
     ) -> None:
-        """Open the work folder for a run identified by `key` (see :func:`fingerprint`). With `create` (a run of
+        """Open the work folder for a run identified by `key` (see :func:`manifest_key`). With `create` (a run of
         one process, or rank 0) a folder left by a run with another key is emptied; without (the other ranks of
         a torchrun run, once rank 0 has opened it) the folder must be this run's: a rank that computes another
         key (a node with other code, images or versions) stops rather than mix its shards in."""

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import json
 import runpy
-import subprocess
-import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -54,26 +53,57 @@ def test_bad_compute_params_name_the_key(tmp_path: Path, text: str, message: str
     assert load_compute(path).nnodes == 2
 
 
-@pytest.mark.parametrize(
-    "launcher", [[], ["-m", "dvsa.launch", "--nnodes", "1", "--nproc-per-node", "0", "--rdzv-endpoint="]]
-)
-def test_nproc_0_is_one_line_on_both_paths(tmp_path: Path, launcher: list[str]) -> None:
+def run_launcher(argv: list[str]) -> None:
+    from dvsa.launch import main as launch
+
+    launch(argv)
+
+
+def run_script(argv: list[str]) -> None:
+    main = runpy.run_path(argv[-1], run_name="stage")["main"]
+    run_stage(main)
+
+
+LAUNCH = ["--nnodes", "1", "--nproc-per-node", "0", "--rdzv-endpoint="]  # as dvc.yaml writes ${compute.*}
+
+
+@pytest.mark.parametrize("path", [run_script, run_launcher], ids=["stage", "launch"])
+def test_nproc_0_is_one_line_on_both_paths(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], path: Callable[..., None]
+) -> None:
     """`compute.nproc: 0` stops a stage run as `python stages/x.py` and one run as dvc.yaml runs it, through
-    `python -m dvsa.launch --nproc-per-node ${compute.nproc}` (torchrun would raise an AssertionError)."""
+    `python -m dvsa.launch --nproc-per-node ${compute.nproc}` (torchrun would raise an AssertionError). In this
+    process: each is the function its command runs."""
     (tmp_path / "params.yaml").write_text("compute:\n  nproc: 0\n")
-    cmd = [sys.executable, *launcher, str(REPO / "stages/regions.py")]
-    done = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=120)
-    assert (done.returncode, done.stderr.strip()) == (1, "error: params.yaml: compute.nproc: must be >= 1, got 0")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("LOGLEVEL", "CRITICAL")
+    with pytest.raises(SystemExit) as code:
+        path([*LAUNCH, str(REPO / "stages/regions.py")])
+    assert (code.value.code, capsys.readouterr().err.strip()) == (
+        1,
+        "error: params.yaml: compute.nproc: must be >= 1, got 0",
+    )
 
 
-def test_launch_checks_its_options_without_params_yaml(tmp_path: Path) -> None:
-    for option, message in [
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
         (["--nproc-per-node", "0"], "error: --nproc-per-node 0: must be >= 1 (params.yaml: compute.nproc)"),
         (["--nnodes", "0"], "error: --nnodes 0: expected a number >= 1 or min:max (params.yaml: compute.nnodes)"),
-    ]:
-        cmd = [sys.executable, "-m", "dvsa.launch", *option, str(REPO / "stages/regions.py")]
-        done = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=120)
-        assert (done.returncode, done.stderr.strip()) == (1, message)
+    ],
+)
+def test_launch_checks_its_options_without_params_yaml(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    option: list[str],
+    message: str,
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("LOGLEVEL", "CRITICAL")
+    with pytest.raises(SystemExit) as code:
+        run_launcher([*option, str(REPO / "stages/regions.py")])
+    assert (code.value.code, capsys.readouterr().err.strip()) == (1, message)
 
 
 def test_resolve_device(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -50,6 +50,7 @@ def layout(world, tmp_path: Path) -> Path:
     return tmp_path
 
 
+@pytest.mark.slow
 def test_train_then_evaluate(layout: Path) -> None:
     result = run("train_alignment", layout)
     assert result.returncode == 0, result.stderr

@@ -14,6 +14,7 @@ SAME = {k: v[0] for k, v in REFS.items()}
 OTHER = {1: "a large purple hexagon", 2: "an image", 3: "dogs run in the park"}
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not coco.java_available(), reason="java not installed (PTB tokenizer, METEOR)")
 def test_identical_captions_score_perfectly_with_java(capfd: pytest.CaptureFixture[str]) -> None:
     scores = coco_scores(REFS, SAME)

@@ -29,6 +29,7 @@ def test_results_and_references_files_load_with_pycocotools(tmp_path: Path) -> N
     assert res.imgToAnns[3][0]["caption"] == CANDS[3]
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not coco.java_available(), reason="java not installed (COCOEvalCap runs the PTB tokenizer)")
 def test_cocoevalcap_agrees_with_direct_scorer_calls() -> None:
     direct = coco.coco_scores(REFS, CANDS)

@@ -63,6 +63,7 @@ def finish(proc: subprocess.Popen[str]) -> str:
     return out
 
 
+@pytest.mark.slow
 def test_sigkill_midway_then_resume_equals_an_uninterrupted_run(tmp_path: Path) -> None:
     regions = {"shard_size": 8, "batch_size": 3}  # batches never cross a shard: 3 + 3 + 2
     fresh = toy_project(tmp_path / "fresh", 400, **regions)

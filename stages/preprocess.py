@@ -1,7 +1,8 @@
-"""DVC stage `preprocess`: dataset.json -> data/prepro/labels.h5 + vocab.json.
+"""DVC stage `preprocess`: dataset.json -> data/prepro/labels.h5 + vocab.json, and the CIDEr-D document
+frequencies of the train references (labels.cider_df.train.npz, the self-critical reward's; dvsa.metrics.cider_d).
 
-Also writes metrics/preprocess.json (vocabulary size, UNK and truncation rates: the DVC metric) and
-metrics/details/preprocess.json (the whole record: counts and the sentence-length histogram).
+Also writes metrics/details/preprocess.json (vocabulary size, UNK and truncation rates, counts and the
+sentence-length histogram): a plain output, not a DVC metric (figures of the data, not results to compare).
 """
 
 from __future__ import annotations
@@ -10,11 +11,10 @@ from dvsa.data.config import PreprocessParams
 from dvsa.data.dataset import load_dataset
 from dvsa.data.labels import write_labels
 from dvsa.data.prepro import build_labels
-from dvsa.metric_files import write_metrics
+from dvsa.metric_files import write_details
+from dvsa.metrics.cider_d import document_frequencies_for
 from dvsa.params import load_params
 from dvsa.stage import run_stage
-
-SUMMARY = ["vocab_size", "unk_rate", "truncated_rate"]  # what `dvc exp show` compares across experiments
 
 
 def main() -> None:
@@ -22,7 +22,8 @@ def main() -> None:
     dataset = load_dataset("data/dataset/dataset.json")
     labels, stats = build_labels(dataset, params)
     write_labels("data/prepro/labels.h5", "data/prepro/vocab.json", labels)
-    write_metrics("metrics/preprocess.json", "metrics/details/preprocess.json", stats, SUMMARY)
+    document_frequencies_for("data/prepro/labels.h5", "train")
+    write_details("metrics/details/preprocess.json", stats)
     print(
         f"{stats['n_images']} images, {stats['n_sentences']} sentences; "
         f"vocabulary {stats['vocab_size']} of {stats['n_distinct_words']} words "

@@ -2,8 +2,8 @@
 -> the region-phrase dataset, one "image" per (image, region) pair, in neuraltalk2's labels format.
 
 Writes data/region_snippets/labels.h5, vocab.json, index.json (image row, region and box of each "image"),
-metrics/region_snippets.json (snippets per image, words per snippet: the DVC metric) and
-metrics/details/region_snippets.json (the whole record).
+and metrics/details/region_snippets.json (snippets, regions and words per snippet per split, the params): a
+plain output, not a DVC metric (figures of the phrase data, not results to compare).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from dvsa.align.retrieval import check_inputs
 from dvsa.data.labels import read_labels, write_labels
 from dvsa.errors import InputError
 from dvsa.io import write_json
-from dvsa.metric_files import write_metrics
+from dvsa.metric_files import write_details
 from dvsa.params import load_params
 from dvsa.regiondesc.config import RegionSnippetsParams
 from dvsa.regiondesc.dataset import region_phrase_dataset, snippet_statistics
@@ -31,9 +31,8 @@ LABELS, VOCAB, REGIONS, MODEL = (
     "models/alignment.pt",
 )
 OUT = "data/region_snippets"
-METRICS, DETAILS = "metrics/region_snippets.json", "metrics/details/region_snippets.json"
+DETAILS = "metrics/details/region_snippets.json"
 SPLITS = ("train", "val")
-SUMMARY = [f"{s}.{k}" for s in SPLITS for k in ("snippets_per_image", "regions_per_image", "words_per_snippet")]
 
 
 def main() -> None:
@@ -62,14 +61,14 @@ def main() -> None:
         "regions": len(phrases.index),
         **snippet_statistics(snippets, labels, image_ix),
     }
-    write_metrics(METRICS, DETAILS, record, SUMMARY)
+    write_details(DETAILS, record)
     for split in SPLITS:
         m = record[split]
         print(
             f"{split}: {m['snippets']} snippets on {m['images']} images ({m['snippets_per_image']:.2f} per image, "
             f"{m['regions_per_image']:.2f} regions per image, {m['words_per_snippet']:.2f} words per snippet)"
         )
-    print(f"wrote {OUT}/ ({len(phrases.index)} regions), {METRICS}")
+    print(f"wrote {OUT}/ ({len(phrases.index)} regions), {DETAILS}")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """DVC stage `regions`: every image -> 20 regions (whole image + top 19 detections) with fc7 features
--> data/regions/regions.h5, and metrics/regions.json (recall of the true objects, detector accuracy, the
-images skipped as unreadable).
+-> data/regions/regions.h5, metrics/regions.json (the region CNN's val accuracy: the DVC metric) and
+metrics/details/regions.json (the whole record: recall and mean best IoU of the true objects per split, the
+detector accuracy, the images skipped as unreadable).
 
 The work goes through shards in data/regions.work/ (not a DVC output): a run that is killed, runs out of
 memory or meets a bad image keeps its finished shards, and the next `dvc repro` resumes from them, with the
@@ -18,7 +19,7 @@ from dvsa.data.dataset import load_dataset
 from dvsa.device import ComputeParams, autocast_dtype, load_compute, out_of_memory_hint, resolve_device
 from dvsa.distributed import World, process_group
 from dvsa.errors import ParamsError
-from dvsa.io import write_json
+from dvsa.metric_files import write_metrics
 from dvsa.params import load_params
 from dvsa.regions.checkpoint import load_region_cnn
 from dvsa.regions.config import RegionsParams
@@ -33,7 +34,8 @@ DATASET = Path("data/dataset/dataset.json")
 MODEL = Path("models/region_cnn.pt")
 OUT = Path("data/regions/regions.h5")
 WORK = Path("data/regions.work")
-METRICS = Path("metrics/regions.json")
+METRICS, DETAILS = Path("metrics/regions.json"), Path("metrics/details/regions.json")
+HEADLINE = {"cnn_acc": "val_detector_accuracy"}  # the headline figure (dvsa.metric_files): region CNN val accuracy
 
 
 def main() -> None:
@@ -45,7 +47,7 @@ def main() -> None:
 
 
 def extract(params: RegionsParams, compute: ComputeParams, device: torch.device, world: World) -> None:
-    """This rank's share of the shards; on rank 0, then regions.h5, metrics/regions.json and the summary."""
+    """This rank's share of the shards; on rank 0, then regions.h5, the metrics files and the summary."""
     amp = autocast_dtype(compute, device)
     records = image_records(load_dataset(DATASET), DATASET)
     if params.detect.proposals == "oracle" and not any(len(r.boxes) for r in records):
@@ -91,14 +93,14 @@ def extract(params: RegionsParams, compute: ComputeParams, device: torch.device,
         if isinstance(model, ShapesRegionCNN) and val:
             with extraction_threads():  # the thread count could flip an argmax at a tie
                 metrics["val_detector_accuracy"] = object_accuracy(model, val, params.batch_size)
-    write_json(METRICS, metrics)
+    write_metrics(METRICS, DETAILS, metrics, HEADLINE)
     print(
         f"regions: {OUT}; "
         + ", ".join(
             f"{s} recall@0.5 {m['recall_iou50']:.3f} mean IoU {m['mean_best_iou']:.3f}"
             for s, m in result.recall.items()
         )
-        + (f"; {len(result.skipped)} unreadable images skipped (metrics/regions.json)" if result.skipped else "")
+        + (f"; {len(result.skipped)} unreadable images skipped ({DETAILS})" if result.skipped else "")
     )
 
 

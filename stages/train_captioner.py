@@ -17,6 +17,7 @@ from dvsa.device import load_compute, resolve_device
 from dvsa.distributed import process_group
 from dvsa.features import without_skipped
 from dvsa.hashing import file_digest
+from dvsa.metrics.cider_d import document_frequencies_for
 from dvsa.params import load_params
 from dvsa.regions.checkpoint import load_region_cnn
 from dvsa.regions.data import image_records
@@ -32,6 +33,7 @@ def main() -> None:
     compute = load_compute()
     device = resolve_device(compute)
     labels = read_labels(LABELS, VOCAB)
+    cider_df = document_frequencies_for(LABELS, "train") if params.self_critical_after >= 0 else None  # preprocess's
     cnn, paths, inputs = None, None, ""
     if params.finetune_cnn_after >= 0:
         cnn = CaptionCNN(load_region_cnn(REGION_CNN))
@@ -51,6 +53,7 @@ def main() -> None:
             image_paths=paths,
             device=device,
             world=world,
+            cider_df=cider_df,
         )
     if not world.main:
         return

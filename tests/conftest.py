@@ -38,3 +38,14 @@ def write_karpathy(root: Path, n_images: int = 6, sentences: list[str] | None = 
 @pytest.fixture
 def karpathy(tmp_path: Path) -> tuple[Path, Path]:
     return write_karpathy(tmp_path)
+
+
+@pytest.fixture(scope="session")
+def tiny_pipeline(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of the repository on the tiny configuration after `dvc repro`, built once for the end-to-end
+    tests (test_pipeline.py, test_remote.py); a test that changes it restores it, or works on a copy."""
+    from tests.project import TINY, copy_project, dvc  # tests.project imports REPO from this module
+
+    root = copy_project(tmp_path_factory.mktemp("project"), TINY)
+    dvc(root, "repro")
+    return root

@@ -7,7 +7,7 @@ ends before it can be killed is rerun with more work rather than passing by defa
 
 Bad input: each case gives one line "error: ..." naming the file or the key, exit code 1, no traceback and
 no output; odd but valid images (CMYK, RGBA, 16-bit, 1x1, 5000x20) go through region extraction. Cases
-already tested elsewhere are listed in the README table (tests/test_stage_errors.py, tests/data/,
+already tested elsewhere are listed in the table of docs/pipeline.md (tests/test_stage_errors.py, tests/data/,
 tests/regions/, tests/align/, tests/caption/, tests/metrics/, tests/report/) and not repeated here.
 """
 

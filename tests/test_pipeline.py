@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.project import TINY, copy_project, dvc, merge, write_params
+from tests.project import dvc, merge, write_params
 
 pytestmark = pytest.mark.slow
 
@@ -49,10 +49,8 @@ DESCENDANTS = {
 
 
 @pytest.fixture(scope="module")
-def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = copy_project(tmp_path_factory.mktemp("project"), TINY)
-    dvc(root, "repro")
-    return root
+def project(tiny_pipeline: Path) -> Path:
+    return tiny_pipeline
 
 
 def out_of_date(root: Path) -> set[str]:

@@ -7,10 +7,11 @@ import argparse
 import sys
 
 from dvsa.caption import command as caption_command
+from dvsa.demo import command as demo_command
 from dvsa.errors import DvsaError
 from dvsa.regiondesc import command as describe_command
 
-COMMANDS = (caption_command, describe_command)
+COMMANDS = (caption_command, describe_command, demo_command)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -88,6 +88,14 @@ def pin_memory(device: torch.device) -> bool:
     return device.type == "cuda"
 
 
+def to_device(x: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """A host tensor on `device`: on CUDA through pinned memory with a non-blocking copy (the kernels that
+    follow on the same stream wait for it), elsewhere as it is."""
+    if device.type != "cuda" or x.device.type == "cuda":
+        return x.to(device)
+    return x.pin_memory().to(device, non_blocking=True)
+
+
 def is_out_of_memory(error: BaseException) -> bool:
     """torch's OutOfMemoryError (CUDA), MemoryError, or the RuntimeError of torch's CPU allocator."""
     return isinstance(error, (torch.OutOfMemoryError, MemoryError)) or (

@@ -46,10 +46,11 @@ def test_region_cnn_then_regions(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
         assert (f["n_regions"][()] >= 2).all()
         np.testing.assert_array_equal(f["image_id"][()], np.arange(26))
         np.testing.assert_allclose(f["boxes"][:, 0], np.tile([0, 0, 64, 48], (26, 1)))
-    metrics = json.loads((tmp_path / "metrics/regions.json").read_text())
+    metrics = json.loads((tmp_path / "metrics/details/regions.json").read_text())
     assert metrics["n_images"] == 26 and metrics["test"]["n_images"] == 6
     assert 0 <= metrics["test"]["recall_iou50"] <= 1 and 0 <= metrics["test"]["mean_best_iou"] <= 1
     assert 0 <= metrics["val_detector_accuracy"] <= 1
+    assert json.loads((tmp_path / "metrics/regions.json").read_text()) == {"cnn_acc": metrics["val_detector_accuracy"]}
 
     (tmp_path / "data/regions/regions.h5").unlink()
     (tmp_path / "data/dataset/images/0020.png").write_bytes(b"\x89PNG broken")

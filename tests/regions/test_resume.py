@@ -86,7 +86,7 @@ def test_sigkill_midway_then_resume_equals_an_uninterrupted_run(tmp_path: Path) 
     resumed = int(out.split("resuming: ")[1].split()[0])
     assert resumed >= kept  # every finished shard was reused
     assert (killed / "data/regions/regions.h5").read_bytes() == (fresh / "data/regions/regions.h5").read_bytes()
-    assert (killed / "metrics/regions.json").read_text() == (fresh / "metrics/regions.json").read_text()
+    assert (killed / "metrics/details/regions.json").read_text() == (fresh / "metrics/details/regions.json").read_text()
     assert not work.exists() and not list((killed / "data/regions").glob(".*.tmp"))
 
 
@@ -127,7 +127,7 @@ def test_skipped_image_has_no_region_and_is_listed(tmp_path: Path) -> None:
     np.testing.assert_array_equal(ids, np.arange(10))  # one row per dataset image: labels stay aligned
     with RegionStore(root / "data/regions/regions.h5") as store:
         np.testing.assert_array_equal(store.usable(), np.arange(10) != 5)
-    metrics = json.loads((root / "metrics/regions.json").read_text())
+    metrics = json.loads((root / "metrics/details/regions.json").read_text())
     assert metrics["n_skipped"] == 1 and metrics["skipped"][0]["index"] == 5
     assert metrics["skipped"][0]["path"].endswith("0005.png") and "cannot read image" in metrics["skipped"][0]["error"]
 

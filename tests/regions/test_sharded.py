@@ -68,7 +68,7 @@ def shard_files(root: Path) -> list[int]:
 
 def assert_same_regions(root: Path, reference: Path) -> None:
     """regions.h5 (every dataset: dtype, shape, chunks, values, attributes; the file's attributes; then the
-    bytes) and metrics/regions.json are the reference's."""
+    bytes) and the metrics files are the reference's."""
     a_path, b_path = root / "data/regions/regions.h5", reference / "data/regions/regions.h5"
     with h5py.File(a_path) as a, h5py.File(b_path) as b:
         assert dict(a.attrs) == dict(b.attrs)
@@ -86,7 +86,8 @@ def assert_same_regions(root: Path, reference: Path) -> None:
                 assert (x.dtype, x.shape, x.chunks) == (y.dtype, y.shape, y.chunks), name
                 assert x[()].tobytes() == y[()].tobytes(), name  # bit for bit, NaN or not
     assert a_path.read_bytes() == b_path.read_bytes()
-    assert (root / "metrics/regions.json").read_text() == (reference / "metrics/regions.json").read_text()
+    for metrics in ("metrics/regions.json", "metrics/details/regions.json"):
+        assert (root / metrics).read_text() == (reference / metrics).read_text()
     assert not (root / "data/regions.work").exists()
 
 
@@ -168,7 +169,7 @@ def test_a_killed_rank_stops_the_stage_with_one_line_and_the_rerun_reuses_its_sh
     lines = [line for line in err.splitlines() if line.strip() and not line.startswith(BAR)]
     assert lines == [f"error: {STAGE}: rank 1 (pid {victim}) was killed by SIGKILL; the other ranks were stopped"]
     assert not (root / "data/regions").exists() or not any((root / "data/regions").iterdir())
-    assert not (root / "metrics/regions.json").exists()
+    assert not (root / "metrics/regions.json").exists() and not (root / "metrics/details/regions.json").exists()
     kept = shard_files(root)
     assert 3 <= len(kept) < 50
 

@@ -5,7 +5,7 @@ sentences Table 1's R@K is won or lost.
 ground-truth sentence among all the split's sentences) and the best / median / worst search rank of its own
 sentences. ``sentence_table``: one row per sentence: its image, its words as the model read them (the
 vocabulary's, UNK for rare words) and its search rank (the rank of its image among all the split's images).
-The share of ``annotation_rank`` <= K (resp. ``search_rank``) is R@K of metrics/alignment.json.
+The share of ``annotation_rank`` <= K (resp. ``search_rank``) is R@K of metrics/details/alignment.json.
 """
 
 from __future__ import annotations

@@ -38,11 +38,19 @@ def sample(
     max_length: int,
     temperature: float = 1.0,
     generator: torch.Generator | None = None,
+    uniforms: Tensor | None = None,
 ) -> Decoded:
-    """Words drawn from softmax(log p / temperature). feats (B, R, D), mask (B, R) -> (B, max_length)."""
+    """Words drawn from softmax(log p / temperature). feats (B, R, D), mask (B, R) -> (B, max_length).
+
+    With `uniforms` (B, max_length) in [0, 1), word t of row b is the inverse CDF of step t's distribution at
+    uniforms[b, t] instead of a draw from `generator`: a row's caption then depends on its own numbers only,
+    so the rows of a batch split among ranks are the rows one process would draw (self-critical training).
+    """
     if temperature <= 0:
         raise ValueError(f"temperature must be > 0, got {temperature}")
-    return _sample(model, feats, mask, max_length, temperature, generator)
+    if uniforms is not None and uniforms.shape != (feats.shape[0], max_length):
+        raise ValueError(f"uniforms must be (B, max_length) = {(feats.shape[0], max_length)}, got {tuple(uniforms.shape)}")
+    return _sample(model, feats, mask, max_length, temperature, generator, uniforms)
 
 
 def _sample(
@@ -52,6 +60,7 @@ def _sample(
     max_length: int,
     temperature: float,
     generator: torch.Generator | None,
+    uniforms: Tensor | None = None,
 ) -> Decoded:
     b, r = feats.shape[:2]
     seq = feats.new_zeros(b, max_length, dtype=torch.long)  # (B, T)
@@ -61,6 +70,10 @@ def _sample(
     for t in range(max_length):
         if temperature == 0.0:
             word = logprobs.argmax(dim=1)  # (B,)
+        elif uniforms is not None:
+            cdf = torch.softmax(logprobs / temperature, dim=1).cumsum(dim=1)  # (B, V + 1)
+            u = uniforms[:, t : t + 1].to(cdf.dtype) * cdf[:, -1:]  # (B, 1): cdf[-1] is 1 up to rounding
+            word = torch.searchsorted(cdf, u, right=True)[:, 0].clamp_max(cdf.shape[1] - 1)  # (B,)
         else:
             probs = torch.softmax(logprobs / temperature, dim=1)
             word = torch.multinomial(probs, 1, generator=generator)[:, 0]

@@ -8,7 +8,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
 
+import numpy as np
 import torch
 from PIL import Image
 
@@ -37,27 +40,71 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[
     p.set_defaults(run=run)
 
 
-def run(args: argparse.Namespace) -> int:
-    from dvsa.regions.checkpoint import load_region_cnn
-    from dvsa.regions.extract import extract_regions
+@dataclass
+class ImageCaption:
+    """One image's beam-search caption and where its words looked."""
 
+    caption: str
+    attention: np.ndarray | None  # (T, R) of the T words; None for a captioner without attention
+    boxes: np.ndarray  # (R, 4) xyxy in the image's pixels, the regions the captioner read
+    n_regions: int  # the real regions among the R
+
+    @property
+    def tokens(self) -> list[str]:
+        return self.caption.split()
+
+
+class ImageCaptioner:
+    """The region CNN and captioner of `dvsa caption`, loaded once: RGB images -> captions (§3.1.1 regions,
+    then the captioner's beam search over them). Read-only after loading, so several threads may call it."""
+
+    def __init__(self, model: str, region_cnn: str, device: str = "auto") -> None:
+        from dvsa.regions.checkpoint import load_region_cnn
+
+        self.device = resolve_device(ComputeParams(device=device))
+        self.captioner, self.vocab, ckpt = load_captioner(model)
+        self.captioner.to(self.device)
+        self.region_cnn = load_region_cnn(region_cnn, self.device)
+        self.geometry = bool(ckpt["params"].get("region_geometry", False))
+        check_feature_dim(
+            self.captioner.config["feat_dim"], feature_dim(self.region_cnn.fc7_dim, self.geometry), model, region_cnn,
+            " (were they trained on the same data?)",
+        )
+        self.tuned = None
+        if "cnn" in ckpt:  # the captioner's finetuned encoder on the detector's boxes
+            self.tuned = CaptionCNN(load_region_cnn(region_cnn, self.device))
+            self.tuned.load_encoder_state_dict(ckpt["cnn"])
+            self.tuned.eval()
+
+    @torch.no_grad()
+    def __call__(self, images: Sequence[Image.Image], beam_size: int, max_length: int) -> list[ImageCaption]:
+        """The caption of each image, decoded in one batch."""
+        from dvsa.regions.extract import extract_regions
+
+        regions = extract_regions(self.region_cnn, images)
+        mask = region_mask(regions.n_regions, regions.feats.shape[1]).to(self.device)  # (B, R)
+        feats = torch.from_numpy(regions.feats).to(self.device)  # (B, R, D)
+        boxes = torch.from_numpy(regions.boxes).to(self.device)  # (B, R, 4)
+        if self.tuned is not None:
+            feats = feats.clone()
+            feats[mask] = self.tuned(images, [b[:n] for b, n in zip(boxes, regions.n_regions)])
+        if self.geometry:
+            feats = with_geometry(feats, boxes, torch.from_numpy(regions.scores).to(self.device), mask)
+        decoded, _ = beam_search(self.captioner, feats, mask, beam_size, max_length)
+        out = []
+        for k, seq in enumerate(decoded.seqs.cpu()):
+            caption = decode(seq.tolist(), self.vocab)
+            n_words = len(caption.split())
+            attention = None if decoded.attention is None else decoded.attention[k, :n_words].cpu().numpy()
+            out.append(ImageCaption(caption, attention, regions.boxes[k], int(regions.n_regions[k])))
+        return out
+
+
+def run(args: argparse.Namespace) -> int:
     for name in ("beam_size", "max_length", "batch_size"):
         if getattr(args, name) < 1:
             raise InputError(f"--{name.replace('_', '-')}: must be >= 1, got {getattr(args, name)}")
-    device = resolve_device(ComputeParams(device=args.device))
-    captioner, vocab, ckpt = load_captioner(args.model)
-    captioner.to(device)
-    region_cnn = load_region_cnn(args.region_cnn, device)
-    geometry = bool(ckpt["params"].get("region_geometry", False))
-    check_feature_dim(
-        captioner.config["feat_dim"], feature_dim(region_cnn.fc7_dim, geometry), args.model, args.region_cnn,
-        " (were they trained on the same data?)",
-    )
-    tuned = None
-    if "cnn" in ckpt:  # the captioner's finetuned encoder on the detector's boxes
-        tuned = CaptionCNN(load_region_cnn(args.region_cnn, device))
-        tuned.load_encoder_state_dict(ckpt["cnn"])
-        tuned.eval()
+    captioner = ImageCaptioner(args.model, args.region_cnn, args.device)
     failed = 0
     results = []
     pending: list[tuple[str, Image.Image]] = []
@@ -65,23 +112,10 @@ def run(args: argparse.Namespace) -> int:
     def flush() -> None:
         if not pending:
             return
-        images = [im for _, im in pending]
-        regions = extract_regions(region_cnn, images)
-        mask = region_mask(regions.n_regions, regions.feats.shape[1]).to(device)  # (B, R)
-        feats = torch.from_numpy(regions.feats).to(device)  # (B, R, D)
-        boxes = torch.from_numpy(regions.boxes).to(device)  # (B, R, 4)
-        if tuned is not None:
-            with torch.no_grad():
-                feats = feats.clone()
-                feats[mask] = tuned(images, [b[:n] for b, n in zip(boxes, regions.n_regions)])
-        if geometry:
-            feats = with_geometry(feats, boxes, torch.from_numpy(regions.scores).to(device), mask)
-        decoded, _ = beam_search(captioner, feats, mask, args.beam_size, args.max_length)
-        for (path, _), seq in zip(pending, decoded.seqs.cpu()):
-            caption = decode(seq.tolist(), vocab)
-            results.append({"image": path, "caption": caption})
+        for (path, _), item in zip(pending, captioner([im for _, im in pending], args.beam_size, args.max_length)):
+            results.append({"image": path, "caption": item.caption})
             if not args.json:
-                print(f"{path}\t{caption}", flush=True)
+                print(f"{path}\t{item.caption}", flush=True)
         pending.clear()
 
     for path in args.images:

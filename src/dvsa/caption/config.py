@@ -58,10 +58,29 @@ class CaptionerParams:
     val_predictions: int = field(default=30, metadata={"min": 0})  # val captions kept per validation in history.json
     # training stops with an error when the loss is not finite or exceeds explode_factor x the first loss
     explode_factor: float = field(default=3.0, metadata={"gt": 1.0})
+    # self-critical sequence training (Rennie et al., CVPR 2017; self-critical.pytorch's names): from iteration
+    # self_critical_after on (-1: never) the loss is -(r(w^s) - b) sum_t log p(w^s_t) over train_sample_n
+    # captions sampled per image, r = cider_reward_weight CIDEr-D + bleu_reward_weight BLEU-4 against the
+    # image's train references; b: the reward of the greedy caption (greedy) or the mean reward of the image's
+    # other samples (mean, "new self-critical"). The LM's Adam then runs at sc_learning_rate, halved every
+    # sc_learning_rate_decay_every iterations from sc_learning_rate_decay_start iterations into the phase (-1: never)
+    self_critical_after: int = field(default=-1, metadata={"min": -1})
+    train_sample_n: int = field(default=5, metadata={"min": 1})
+    sc_baseline: Literal["greedy", "mean"] = "greedy"
+    cider_reward_weight: float = field(default=1.0, metadata={"min": 0.0})
+    bleu_reward_weight: float = field(default=0.0, metadata={"min": 0.0})
+    sc_learning_rate: float = field(default=5e-5, metadata={"gt": 0.0})
+    sc_learning_rate_decay_start: int = field(default=-1, metadata={"min": -1})
+    sc_learning_rate_decay_every: int = field(default=500, metadata={"min": 1})
 
     def __post_init__(self) -> None:
         if self.image == "regions" and self.rnn_type != "lstm":
             raise ParamsError("captioner.rnn_type: rnn (the multimodal RNN of eq. 13) needs captioner.image: whole")
+        if self.self_critical_after >= 0:
+            if self.sc_baseline == "mean" and self.train_sample_n < 2:
+                raise ParamsError("captioner.sc_baseline: mean (the other samples' reward) needs train_sample_n >= 2")
+            if self.cider_reward_weight + self.bleu_reward_weight <= 0:
+                raise ParamsError("captioner.cider_reward_weight + bleu_reward_weight: must be > 0 for self-critical training")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

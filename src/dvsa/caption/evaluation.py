@@ -26,6 +26,7 @@ from dvsa.errors import InputError
 from dvsa.features import FeatureSource, check_feature_dim, check_rows
 from dvsa.metrics.baselines import nearest_neighbour_captions
 from dvsa.metrics.coco import METRICS, coco_scores, score_systems
+from dvsa.metrics.repetition import repetition_share
 from dvsa.metrics.truth import Judgement, TruthMeter
 from dvsa.regions.store import RegionStore
 
@@ -172,6 +173,11 @@ def evaluate_captions(
         "nn_baseline": nn_scores,
         "margin": margin,
         "unavailable": unavailable,
+        "repeats_phrase": {  # the share of captions that repeat a noun phrase (dvsa.metrics.repetition)
+            "model": repetition_share(tokenize(c) for c in captions),
+            "nn_baseline": repetition_share(tokenize(c) for c in baseline),
+            "references": repetition_share(tokenize(r) for refs in references for r in refs),
+        },
     }
     truth = baseline_truth = None
     images = [dataset["images"][int(i)] for i in rows]

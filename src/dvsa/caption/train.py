@@ -35,13 +35,16 @@ from dvsa.caption.cnn import CaptionCNN, PixelFeatures
 from dvsa.caption.config import CaptionerParams
 from dvsa.caption.evaluation import validate
 from dvsa.caption.model import Captioner, language_model_nll, predicted_tokens
+from dvsa.caption.self_critical import Reward, sc_learning_rate, self_critical, self_critical_loss
 from dvsa.data.labels import Labels
 from dvsa.data.loader import CaptionBatch, EpochBatches
+from dvsa.device import to_device
 from dvsa.distributed import ONE_PROCESS, World, all_reduce_sum, data_parallel
 from dvsa.errors import InputError
 from dvsa.features import CachedFeatures, FeatureSource, check_feature_dim, check_rows, feature_stats
 from dvsa.features.fingerprint import data_fingerprint
 from dvsa.hashing import digest
+from dvsa.metrics.cider_d import DocumentFrequencies
 from dvsa.regions.store import RegionStore
 from dvsa.train.loop import Files, Group, LoopState, Plan, Step, Validation, step_rng, step_seed, train, update
 from dvsa.train.resume import ResumeKey, Stateful
@@ -53,7 +56,10 @@ RESUME_FORMAT = "dvsa.captioner.resume/2"
 
 
 def learning_rate(params: CaptionerParams, iteration: int) -> float:
-    """The LM's learning rate at `iteration`: eps0 * 2^(-(i - i0) / T) after i0 = learning_rate_decay_start."""
+    """The LM's learning rate at `iteration`: eps0 * 2^(-(i - i0) / T) after i0 = learning_rate_decay_start;
+    in the self-critical phase, its own rate and decay (dvsa.caption.self_critical.sc_learning_rate)."""
+    if self_critical(params, iteration):
+        return sc_learning_rate(params, iteration)
     return halving_lr(
         params.learning_rate, iteration, params.learning_rate_decay_start, params.learning_rate_decay_every
     )
@@ -141,6 +147,41 @@ def groups(protos: Protos, params: CaptionerParams) -> list[Group]:
     return out
 
 
+@dataclass
+class RankInputs:
+    """This rank's share of a batch's images and their regions, as every loss of a step needs them."""
+
+    mine: slice  # this rank's images of the batch
+    weight: float  # 0 on a rank with no image of its own (it runs image 0 for nothing)
+    feats: torch.Tensor  # (b, R, D), with gradients into the CNN once it is finetuned
+    mask: torch.Tensor  # (b, R) real regions
+    seed: int  # the step's seed (dropout masks)
+
+
+def rank_inputs(protos: Protos, source: FeatureSource, batch: CaptionBatch, params: CaptionerParams,
+                iteration: int, world: World = ONE_PROCESS) -> RankInputs:
+    """train.lua's protos.cnn forward for this rank's share of `batch`: gradients only once finetuning, the
+    feature statistics tracked while the CNN changes, the augmentation drawn from (seed, iteration, rank)."""
+    lm, cnn = protos.lm, protos.cnn
+    tune = cnn is not None and finetuning(params, iteration)
+    if cnn is not None:
+        cnn.train(tune)
+    seed = step_seed(params.seed, iteration)
+    torch.manual_seed(seed + world.rank)  # the dropout that BatchDropout does not cover (nn.LSTM's)
+    rng = step_rng(params.seed, iteration, world.rank) if cnn is not None else None  # augmentation
+    mine = world.share(len(batch.image_ix))
+    weight = 1.0
+    if mine.start == mine.stop:  # fewer images than ranks: this rank runs one with no weight
+        mine, weight = slice(0, 1), 0.0
+    device = lm.logit.weight.device
+    with torch.set_grad_enabled(tune):
+        feats, mask = source(batch.image_ix[mine], rng)  # (b, R, D), (b, R)
+    feats, mask = to_device(feats, device), to_device(mask, device)
+    if tune:
+        lm.feat_norm.track(feats.detach(), mask, params.feat_norm_momentum, reduce=all_reduce_sum)
+    return RankInputs(mine, weight, feats, mask, seed)
+
+
 def caption_loss(
     protos: Protos,
     source: FeatureSource,
@@ -152,33 +193,27 @@ def caption_loss(
     """train.lua's lossFun: the CNN forward (with gradients only once finetuning), the LM forward and its
     -log p over the whole batch's tokens. In a data-parallel `world` this rank computes its share of `batch`;
     the value is the whole batch's loss (on every rank)."""
-    lm, cnn = protos.lm, protos.cnn
-    tune = cnn is not None and finetuning(params, iteration)
-    if cnn is not None:
-        cnn.train(tune)
+    x = rank_inputs(protos, source, batch, params, iteration, world)
+    lm = protos.lm
     lm.train()
-    seed = step_seed(params.seed, iteration)
-    torch.manual_seed(seed + world.rank)  # the dropout that BatchDropout does not cover (nn.LSTM's)
-    rng = step_rng(params.seed, iteration, world.rank) if cnn is not None else None  # augmentation
-    mine = world.share(len(batch.image_ix))
-    weight = 1.0
-    if mine.start == mine.stop:  # fewer images than ranks: this rank runs one with no weight
-        mine, weight = slice(0, 1), 0.0
-    device = lm.logit.weight.device
-    with torch.set_grad_enabled(tune):
-        feats, mask = source(batch.image_ix[mine], rng)  # (b, R, D), (b, R)
-    feats, mask = feats.to(device), mask.to(device)
-    if tune:
-        lm.feat_norm.track(feats.detach(), mask, params.feat_norm_momentum, reduce=all_reduce_sum)
     length = max(int(batch.lengths.max()), 1)
     labels = batch.labels[:, :length]  # (B * S, L')
-    caps = torch.from_numpy(labels[mine.start * params.seq_per_img : mine.stop * params.seq_per_img]).to(device)
+    start, stop = x.mine.start * params.seq_per_img, x.mine.stop * params.seq_per_img
+    caps = to_device(torch.from_numpy(labels[start:stop]), x.feats.device)
     forward = protos.lm_forward or lm
-    with lm.batch_rows(mine.start * params.seq_per_img, len(labels), seed):  # dropout as in one process
-        nll = weight * language_model_nll(forward(feats, mask, caps, params.seq_per_img), caps)  # this rank's sum
+    with lm.batch_rows(start, len(labels), x.seed):  # dropout as in one process
+        nll = x.weight * language_model_nll(forward(x.feats, x.mask, caps, params.seq_per_img), caps)  # this rank's sum
     n_tokens = predicted_tokens(labels)  # of the whole batch
     value = float(all_reduce_sum(nll.detach().double().reshape(1)).item()) / n_tokens
     return Step(nll * (world.size / n_tokens), value)  # DistributedDataParallel divides the summed gradients by size
+
+
+def sc_loss(protos: Protos, source: FeatureSource, batch: CaptionBatch, params: CaptionerParams, iteration: int,
+            reward: Reward, max_length: int, world: World = ONE_PROCESS) -> Step:
+    """The self-critical phase's loss (dvsa.caption.self_critical) on this rank's share of `batch`."""
+    x = rank_inputs(protos, source, batch, params, iteration, world)
+    return self_critical_loss(protos.lm, protos.lm_forward or protos.lm, x.feats, x.mask, batch, x.mine, x.weight,
+                              reward, params, iteration, max_length, world)
 
 
 class CaptionerTrainer:
@@ -187,7 +222,7 @@ class CaptionerTrainer:
     name = "captioner"
 
     def __init__(self, params: CaptionerParams, labels: Labels, protos: Protos, source: FeatureSource,
-                 fc7_dim: int, world: World) -> None:
+                 fc7_dim: int, world: World, cider_df: DocumentFrequencies | None = None) -> None:
         self.params, self.labels, self.protos, self.source, self.fc7_dim, self.world = (
             params, labels, protos, source, fc7_dim, world)
         self.val_rows = labels.split_indices("val")[: params.val_images]
@@ -195,9 +230,14 @@ class CaptionerTrainer:
             raise InputError("labels: no images in the val split")
         self.batches = EpochBatches(labels, "train", params.batch_size, params.seq_per_img, params.seed)
         self.groups = groups(protos, params)
+        self.reward = Reward(labels, params, cider_df) if 0 <= params.self_critical_after < params.max_iters else None
 
     def step(self, iteration: int) -> Step:
-        return caption_loss(self.protos, self.source, self.batches.at(iteration), self.params, iteration, self.world)
+        batch = self.batches.at(iteration)
+        if self.reward is not None and self_critical(self.params, iteration):
+            return sc_loss(self.protos, self.source, batch, self.params, iteration, self.reward,
+                           self.labels.max_length, self.world)
+        return caption_loss(self.protos, self.source, batch, self.params, iteration, self.world)
 
     def validate(self) -> Validation:
         if self.protos.cnn is not None:
@@ -241,13 +281,15 @@ def build_trainer(
     device: torch.device = CPU,
     features: FeatureSource | None = None,
     world: World = ONE_PROCESS,
+    cider_df: DocumentFrequencies | None = None,
 ) -> CaptionerTrainer:
     """The captioner's setup, apart from the loop (the benchmarks time its steps).
 
     With `cnn` (and the dataset's `image_paths`, one per row) the regions are encoded from pixels by the CNN,
     which is finetuned from ``finetune_cnn_after`` on; without, the cached features of regions.h5 are used.
     `features` (a feature source, e.g. one region per row for the region captioner of §4.3) replaces all the
-    regions of `store`: row i of `labels` is then row i of `features`, not of regions.h5.
+    regions of `store`: row i of `labels` is then row i of `features`, not of regions.h5. `cider_df`: the
+    self-critical reward's document frequencies (computed from `labels`' train references when not given).
     """
     if features is None:
         check_rows(labels, store, str(store.path))
@@ -270,7 +312,7 @@ def build_trainer(
             cnn, image_paths, store, params.region_geometry, params.augment_crop, params.augment_brightness
         )
     protos.lm_forward = data_parallel(protos.lm, world)
-    return CaptionerTrainer(params, labels, protos, source, store.dim, world)
+    return CaptionerTrainer(params, labels, protos, source, store.dim, world, cider_df)
 
 
 def train_step(
@@ -298,6 +340,7 @@ def train_captioner(
     progress: bool = True,
     features: FeatureSource | None = None,
     world: World = ONE_PROCESS,
+    cider_df: DocumentFrequencies | None = None,
 ) -> dict[str, Any]:
     """Train, write the best-val-CIDEr checkpoint to `model_path`; return its summary.
 
@@ -305,7 +348,7 @@ def train_captioner(
     `inputs` (a fingerprint of any other input, e.g. the region CNN's file). In a data-parallel `world` every
     rank calls this; rank 0 writes the files and returns the summary, the others return an empty dict.
     """
-    trainer = build_trainer(params, labels, store, cnn, image_paths, device, features, world)
+    trainer = build_trainer(params, labels, store, cnn, image_paths, device, features, world, cider_df)
     key = ResumeKey(RESUME_FORMAT, params.to_dict(), digest(data_fingerprint(labels, store), inputs))
     plan = Plan(params.max_iters, params.val_every, LOG_EVERY, params.seed, params.explode_factor,
                 lower=f"captioner.learning_rate ({params.learning_rate:g}) or captioner.grad_clip ({params.grad_clip:g})")

@@ -24,15 +24,21 @@ def attention_runs(tokens: Sequence[str], attention: np.ndarray) -> list[tuple[s
     return [(" ".join(words), region) for words, region in runs]
 
 
+def region_colors(runs: Sequence[tuple[str, int]]) -> dict[int, tuple[int, int, int]]:
+    """The colour of each attended region: PALETTE's colours in the order the runs first reach each region."""
+    colors: dict[int, tuple[int, int, int]] = {}
+    for _, region in runs:
+        colors.setdefault(region, PALETTE[len(colors) % len(PALETTE)])
+    return colors
+
+
 def attention_figure(
     image: Image.Image, boxes: np.ndarray, tokens: Sequence[str], attention: np.ndarray
 ) -> Image.Image:
     """`image` with the regions the caption's words attended to; boxes (R, 4) xyxy in its pixels,
     attention (T, R) for the T tokens."""
     runs = attention_runs(tokens, attention)
-    colors: dict[int, tuple[int, int, int]] = {}
-    for _, region in runs:
-        colors.setdefault(region, PALETTE[len(colors) % len(PALETTE)])
+    colors = region_colors(runs)
     labelled = [
         LabelledBox(boxes[region], f"{region}" if region else "0 (whole)", color) for region, color in colors.items()
     ]

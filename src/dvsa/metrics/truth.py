@@ -5,16 +5,20 @@ comparing with the generator's sentences:
 - a noun phrase is [determiner] [size] [colour] noun; the noun is a shape word (circle/disc, square/box, …)
   or a generic one (shape, object). "a red circle": at least one object matches; "the red circle": exactly
   one does; "two red circles", "one / a single / only one red circle", "exactly four shapes": exactly that
-  many match.
+  many match; a plural without a number ("red circles", "the red circles"): at least two do.
+- the noun phrases of a list ("A and B", "A, B and C") name different objects: each can have as many
+  objects of its own as it says (a phrase that names more objects than there are is the phrase's own
+  falsehood, not the list's).
 - "A left of B" (and to the left of, on the left of, right of, above / over, below / under / beneath): some
   A's box ends where some B's begins (x1(A) <= x0(B); likewise for the others); "A bigger / larger than B":
   some A is large and some B small, "A smaller than B" the reverse. A fronted relation ("left of B there is
   A", "above B is A") has its subject after the landmark.
 - a background word (striped, spotted, …) names the kind of background drawn.
 
-A **mention** is a noun phrase with a colour and a shape word ("the big red disc"); it is true when the image
-has an object of that colour and shape. A caption is **entirely true** when it parses and every claim above
-holds. An object is **named** by a caption when one of its mentions has the object's colour and shape.
+A **mention** is a noun phrase with a colour and a shape word that says the object is there ("the big red
+disc", not "zero red discs"); it is true when the image has an object of that colour and shape. A caption is
+**entirely true** when it parses and every claim above holds. An object is **named** by a caption when one of
+its mentions has the object's colour and shape.
 """
 
 from __future__ import annotations
@@ -59,6 +63,7 @@ class NounPhrase:
     size: str | None
     count: int | None  # an exact count, or None
     definite: bool
+    plural: bool
     span: tuple[int, int]  # token positions [start, end)
 
     def extension(self, objects: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -73,7 +78,8 @@ class NounPhrase:
 
 @dataclass
 class Claim:
-    kind: str  # mention | exists | unique | count | left | right | above | below | bigger | smaller | background
+    # mention | exists | unique | count | distinct | background | left | right | above | below | bigger | smaller
+    kind: str
     holds: bool
     span: tuple[int, int]  # the tokens that make the claim
 
@@ -137,11 +143,50 @@ def _noun_phrase(tokens: list[str], i: int) -> NounPhrase:
         definite, j = True, j - 1
     elif j >= 0 and tokens[j] in ("a", "an"):
         j -= 1
-    elif plural:  # a bare plural says at least two
-        count = None
     if count == 1 and j >= 0 and tokens[j] == "only":
         j -= 1
-    return NounPhrase(shape, color, size, count, definite, (j + 1, i + 1))
+    return NounPhrase(shape, color, size, count, definite, plural, (j + 1, i + 1))
+
+
+def _least(np_: NounPhrase) -> int:
+    """How many objects the phrase says there are, at least."""
+    return np_.count if np_.count is not None else 2 if np_.plural else 1
+
+
+def _lists(tokens: list[str], items: list[NounPhrase | tuple[str, tuple[int, int]]]) -> list[list[NounPhrase]]:
+    """The runs of two or more noun phrases with nothing or "and" between neighbours ("A, B and C")."""
+    runs: list[list[NounPhrase]] = []
+    run: list[NounPhrase] = []
+    for item in [*items, None]:
+        if isinstance(item, NounPhrase) and run and tokens[run[-1].span[1] : item.span[0]] in ([], ["and"]):
+            run.append(item)
+            continue
+        if len(run) > 1:
+            runs.append(run)
+        run = [item] if isinstance(item, NounPhrase) else []
+    return runs
+
+
+def _distinct(phrases: list[NounPhrase], objects: Sequence[dict[str, Any]]) -> bool:
+    """Whether each phrase can have min(_least, its extension's size) objects, no object shared: a bipartite
+    matching of the phrases' slots to the objects (augmenting paths)."""
+    slots: list[list[int]] = []  # per slot: the indices of the objects it may take
+    for np_ in phrases:
+        ids = {id(o) for o in np_.extension(objects)}
+        fits = [k for k, o in enumerate(objects) if id(o) in ids]
+        slots += [fits] * min(_least(np_), len(fits))
+    owner: dict[int, int] = {}  # object -> slot
+
+    def take(slot: int, seen: set[int]) -> bool:
+        for k in slots[slot]:
+            if k not in seen:
+                seen.add(k)
+                if k not in owner or take(owner[k], seen):
+                    owner[k] = slot
+                    return True
+        return False
+
+    return all(take(slot, set()) for slot in range(len(slots)))
 
 
 def judge(tokens: Sequence[str], objects: Sequence[dict[str, Any]], background: str | None) -> Judgement:
@@ -177,15 +222,17 @@ def judge(tokens: Sequence[str], objects: Sequence[dict[str, Any]], background: 
         n = len(item.extension(objects))
         if item.count is not None:
             claims.append(Claim("count", n == item.count, item.span))
-        elif item.definite:
+        elif item.definite and not item.plural:
             claims.append(Claim("unique", n == 1, item.span))
         else:
-            claims.append(Claim("exists", n >= 1, item.span))
-        if item.color is not None and item.shape is not None:
+            claims.append(Claim("exists", n >= _least(item), item.span))
+        if item.color is not None and item.shape is not None and item.count != 0:
             ok = any(o["color"] == item.color and o["shape"] == item.shape for o in objects)
             claims.append(Claim("mention", ok, item.span))
             if ok:
                 named.add((item.color, item.shape))
+    for run in _lists(tokens, items):
+        claims.append(Claim("distinct", _distinct(run, objects), (run[0].span[0], run[-1].span[1])))
     for k, item in enumerate(items):
         if isinstance(item, NounPhrase):
             continue

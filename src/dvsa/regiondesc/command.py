@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from PIL import Image
 
 from dvsa.caption.beam import beam_search
 from dvsa.caption.checkpoint import load_captioner
@@ -44,17 +45,51 @@ def figure_path(figure: Path, image: str, several: bool) -> Path:
     return figure.with_name(f"{figure.stem}_{Path(image).stem}{figure.suffix or '.png'}") if several else figure
 
 
-def run(args: argparse.Namespace) -> int:
-    from dvsa.regions.checkpoint import load_region_cnn
-    from dvsa.regions.extract import extract_regions
+class RegionDescriber:
+    """The region CNN and region captioner of `dvsa describe`, loaded once: an RGB image -> its detections,
+    each with a description (§4.3). Read-only after loading, so several threads may call it."""
 
+    def __init__(self, model: str, region_cnn: str) -> None:
+        from dvsa.regions.checkpoint import load_region_cnn
+
+        self.model, self.vocab, ckpt = load_captioner(model)
+        self.region_cnn = load_region_cnn(region_cnn)
+        self.geometry = bool(ckpt["params"].get("region_geometry", False))
+        check_feature_dim(
+            self.model.config["feat_dim"], feature_dim(self.region_cnn.fc7_dim, self.geometry), model, region_cnn
+        )
+
+    @torch.no_grad()
+    def __call__(self, image: Image.Image, min_score: float, beam_size: int, max_length: int) -> list[dict[str, Any]]:
+        """``{box, score, description}`` of each detection (not region 0) scored at least `min_score`."""
+        from dvsa.regions.extract import extract_regions
+
+        r = extract_regions(self.region_cnn, [image])
+        n = int(r.n_regions[0])
+        mask = region_mask(r.n_regions, r.feats.shape[1])  # (1, R)
+        feats = torch.from_numpy(r.feats)  # (1, R, D)
+        if self.geometry:
+            feats = with_geometry(feats, torch.from_numpy(r.boxes), torch.from_numpy(r.scores), mask)
+        keep = [k for k in range(1, n) if r.scores[0, k] >= min_score]  # detections, not region 0
+        if not keep:
+            return []
+        one = feats[0, keep][:, None]  # (K, 1, D): each region as a 1-region image
+        decoded, _ = beam_search(self.model, one, torch.ones(len(keep), 1, dtype=torch.bool), beam_size, max_length)
+        return [
+            {
+                "box": [round(float(c), 1) for c in r.boxes[0, k]],
+                "score": round(float(r.scores[0, k]), 3),
+                "description": decode(seq.tolist(), self.vocab),
+            }
+            for k, seq in zip(keep, decoded.seqs)
+        ]
+
+
+def run(args: argparse.Namespace) -> int:
     for name in ("beam_size", "max_length"):
         if getattr(args, name) < 1:
             raise InputError(f"--{name.replace('_', '-')}: must be >= 1, got {getattr(args, name)}")
-    model, vocab, ckpt = load_captioner(args.model)
-    region_cnn = load_region_cnn(args.region_cnn)
-    geometry = bool(ckpt["params"].get("region_geometry", False))
-    check_feature_dim(model.config["feat_dim"], feature_dim(region_cnn.fc7_dim, geometry), args.model, args.region_cnn)
+    describer = RegionDescriber(args.model, args.region_cnn)
     failed = 0
     results: list[dict[str, Any]] = []
     for path in args.images:
@@ -64,24 +99,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"error: {e}", file=sys.stderr, flush=True)
             failed += 1
             continue
-        r = extract_regions(region_cnn, [image])
-        n = int(r.n_regions[0])
-        mask = region_mask(r.n_regions, r.feats.shape[1])  # (1, R)
-        feats = torch.from_numpy(r.feats)  # (1, R, D)
-        if geometry:
-            feats = with_geometry(feats, torch.from_numpy(r.boxes), torch.from_numpy(r.scores), mask)
-        keep = [k for k in range(1, n) if r.scores[0, k] >= args.min_score]  # detections, not region 0
-        regions = []
-        if keep:
-            one = feats[0, keep][:, None]  # (K, 1, D): each region as a 1-region image
-            decoded, _ = beam_search(
-                model, one, torch.ones(len(keep), 1, dtype=torch.bool), args.beam_size, args.max_length
-            )
-            for k, seq in zip(keep, decoded.seqs):
-                box = [round(float(c), 1) for c in r.boxes[0, k]]
-                regions.append(
-                    {"box": box, "score": round(float(r.scores[0, k]), 3), "description": decode(seq.tolist(), vocab)}
-                )
+        regions = describer(image, args.min_score, args.beam_size, args.max_length)
         results.append({"image": path, "regions": regions})
         if not args.json:
             for reg in regions:

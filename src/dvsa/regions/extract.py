@@ -4,6 +4,7 @@ among the ranks of a torchrun run."""
 
 from __future__ import annotations
 
+import functools
 import os
 import tempfile
 import time
@@ -52,6 +53,45 @@ class Extraction:
     kept_shards: int = 0  # shards reused from an interrupted run
 
 
+@dataclass
+class PendingRegions:
+    """A batch's regions whose features may still be on their way to the host (on CUDA, copied while the
+    next batch runs): :meth:`wait` gives the RegionBatch."""
+
+    out: RegionBatch  # boxes, scores and n_regions filled; feats once waited for
+    feats: torch.Tensor  # (sum of n_i, D) on the host, pinned on CUDA
+    copied: torch.cuda.Event | None  # the end of the copy (None: already on the host)
+
+    def wait(self) -> RegionBatch:
+        if self.copied is not None:
+            self.copied.synchronize()
+        for i, f in enumerate(self.feats.split(self.out.n_regions.tolist())):  # (n_i, D) each
+            self.out.feats[i, : len(f)] = f.numpy()
+        return self.out
+
+
+@functools.cache
+def copy_stream(device: torch.device) -> torch.cuda.Stream:
+    """The CUDA stream of the copies to the host, one per GPU."""
+    return torch.cuda.Stream(device)
+
+
+def to_host(t: torch.Tensor) -> tuple[torch.Tensor, torch.cuda.Event | None]:
+    """t on the host. On CUDA the copy does not wait: it goes into pinned memory on a stream of its own, so
+    that it overlaps the next batch's work; the event marks its end."""
+    if t.device.type != "cuda":
+        return t.cpu(), None
+    stream = copy_stream(t.device)
+    stream.wait_stream(torch.cuda.current_stream(t.device))  # t is computed
+    host = torch.empty(t.shape, dtype=t.dtype, pin_memory=True)
+    with torch.cuda.stream(stream):
+        host.copy_(t, non_blocking=True)
+    t.record_stream(stream)  # t's memory is not reused before the copy is done
+    copied = torch.cuda.Event()
+    copied.record(stream)
+    return host, copied
+
+
 @torch.inference_mode()
 def extract_prepared(
     model: RegionCNN,
@@ -59,9 +99,9 @@ def extract_prepared(
     detect: DetectParams,
     true_boxes: Sequence[np.ndarray] | None = None,
     amp: torch.dtype | None = None,
-) -> RegionBatch:
+) -> PendingRegions:
     """The 20 regions of each prepared image and their fc7 features, on the model's device (autocast to
-    `amp` when given); the result is on the CPU."""
+    `amp` when given); the result is on the CPU, its features once waited for."""
     device = model.device
     with autocast(device, amp):
         fmaps = model.features(prepared)
@@ -85,22 +125,23 @@ def extract_prepared(
             np.zeros((b, N_REGIONS), np.float32),
             np.zeros(b, np.int32),
         )
+        counts = [len(boxes) for boxes, _ in detections]
+        all_boxes = torch.cat([boxes.float() for boxes, _ in detections]).cpu().split(counts)  # one copy
+        all_scores = torch.cat([scores.float() for _, scores in detections]).cpu().split(counts)
         rois = []
-        for i, (boxes, scores) in enumerate(detections):
-            boxes, scores = boxes.float().cpu(), scores.float().cpu()
+        for i, (boxes, scores) in enumerate(zip(all_boxes, all_scores)):
             keep = select_detections(boxes, scores, N_REGIONS - 1, detect.nms_iou, detect.min_score)
             h, w = prepared.images[i].shape[1:]
             net_boxes, region_scores, n = pack_regions(boxes[keep], scores[keep], w, h)  # (20, 4), (20,)
-            rois.append(net_boxes[:n].to(device))
+            rois.append(net_boxes[:n])
             sx, sy = prepared.scale(i)
             width, height = prepared.sizes[i]
             out.boxes[i, :n] = clip_boxes(scale_boxes(net_boxes[:n], sx, sy), width, height).numpy()
             out.scores[i] = region_scores.numpy()
             out.n_regions[i] = n
-        feats = model.encode(fmaps, rois).float().cpu().split([len(r) for r in rois])  # (n_i, D) each
-    for i, f in enumerate(feats):
-        out.feats[i, : len(f)] = f.numpy()
-    return out
+        rois = list(torch.cat(rois).to(device).split([len(r) for r in rois]))
+        feats, copied = to_host(model.encode(fmaps, rois).float())  # (sum of n_i, D)
+    return PendingRegions(out, feats, copied)
 
 
 def extract_regions(
@@ -115,7 +156,7 @@ def extract_regions(
     `true_boxes` (original pixels, per image) are used only by the ``oracle`` proposals ablation.
     """
     model.eval()
-    return extract_prepared(model, model.prepare(list(images)), detect or DetectParams(), true_boxes, amp)
+    return extract_prepared(model, model.prepare(list(images)), detect or DetectParams(), true_boxes, amp).wait()
 
 
 def shard_batches(loaded: Iterator[LoadedImage], rows: range, batch_size: int) -> Iterator[list[LoadedImage]]:
@@ -130,6 +171,13 @@ def shard_batches(loaded: Iterator[LoadedImage], rows: range, batch_size: int) -
         yield batch
 
 
+def fill_rows(out: RegionBatch, rows: list[int], pending: PendingRegions) -> None:
+    """Rows `rows` of `out` (a batch with unreadable images) from the regions of its readable images."""
+    regions = pending.wait()
+    out.feats[rows], out.boxes[rows] = regions.feats, regions.boxes
+    out.scores[rows], out.n_regions[rows] = regions.scores, regions.n_regions
+
+
 def extract_shard(
     model: RegionCNN,
     records: Sequence[ImageRecord],
@@ -142,9 +190,11 @@ def extract_shard(
     bar: tqdm,
 ) -> Shard:
     """The regions of one shard's images. A bad image stops with its one-line error, or with ``skip`` gets a
-    row with n_regions 0 (no region, zero features) and is listed in the shard."""
+    row with n_regions 0 (no region, zero features) and is listed in the shard. A batch's features come to
+    the host while the next batch runs (on CUDA; see :func:`to_host`)."""
     parts: list[RegionBatch] = []
     skipped: list[dict[str, Any]] = []
+    previous: tuple[RegionBatch, list[int], PendingRegions] | None = None
     for batch in batches:
         good = [im for im in batch if im.pixels is not None]
         for im in batch:
@@ -158,18 +208,22 @@ def extract_shard(
             np.zeros((len(batch), N_REGIONS), np.float32),
             np.zeros(len(batch), np.int32),
         )
+        pending = None
         if good:
             prepared = Prepared(
                 [to_float(im.pixels.to(model.device, non_blocking=True)) for im in good],  # type: ignore[union-attr]
                 [im.size for im in good],
             )
             true_boxes = [records[im.index].boxes for im in good] if detect.proposals == "oracle" else None
-            regions = extract_prepared(model, prepared, detect, true_boxes, amp)
-            rows = [k for k, im in enumerate(batch) if im.pixels is not None]
-            out.feats[rows], out.boxes[rows] = regions.feats, regions.boxes
-            out.scores[rows], out.n_regions[rows] = regions.scores, regions.n_regions
+            pending = extract_prepared(model, prepared, detect, true_boxes, amp)
+        if previous is not None:  # the previous batch's features have arrived meanwhile
+            fill_rows(*previous)
+        rows = [k for k, im in enumerate(batch) if im.pixels is not None]
+        previous = (out, rows, pending) if pending is not None else None
         parts.append(out)
         bar.update(len(batch))
+    if previous is not None:
+        fill_rows(*previous)
     rows = range(start, start + sum(len(p.n_regions) for p in parts))
     with np.errstate(over="ignore"):
         feats = np.concatenate([p.feats for p in parts]).astype(feats_dtype)

@@ -12,6 +12,8 @@ absolute path and sha256, checked whenever the model is loaded.
 
 from __future__ import annotations
 
+import math
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +27,7 @@ from torchvision.models.detection import (
     fasterrcnn_mobilenet_v3_large_fpn,
     fasterrcnn_resnet50_fpn,
 )
+from torchvision.models.detection.image_list import ImageList
 from torchvision.ops import roi_align
 
 from dvsa.errors import WeightsError
@@ -32,6 +35,7 @@ from dvsa.hashing import file_digest
 from dvsa.regions.boxes import clip_boxes, scale_boxes
 from dvsa.regions.config import DetectParams, PretrainedParams
 from dvsa.regions.model import Prepared, RegionCNN
+from dvsa.regions.padded import pad_images, run_padded, strided_extents, strided_padding
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -172,6 +176,7 @@ class PretrainedRegionCNN(RegionCNN):
         self.fc = encoder.classifier[:-1]  # fc6, ReLU, (dropout), fc7, ReLU: the 4096-d feature
         self.detector = detector
         self.detector_sizes = (detector.transform.min_size, detector.transform.max_size)  # torchvision's own
+        self.batch_images: bool | None = None  # see batched()
         for convs in (self.trunk, detector.backbone):  # NHWC convolutions: ~1.4x faster on CPU (oneDNN) and GPU
             convs.to(memory_format=torch.channels_last)
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(3, 1, 1), persistent=False)
@@ -216,35 +221,64 @@ class PretrainedRegionCNN(RegionCNN):
         s = min(self.pretrained.min_size / min(width, height), self.pretrained.max_size / max(width, height))
         return max(MIN_SIDE, round(width * s)), max(MIN_SIDE, round(height * s))
 
+    def batched(self, n_images: int) -> bool:
+        """Whether the trunk and the detector take `n_images` at once (:attr:`batch_images`; None: on CUDA,
+        where a batch fills the GPU, and never on the CPU, where it would only multiply the memory) or one
+        at a time. Either way each image's boxes and features are those of its own run (dvsa.regions.padded),
+        up to the order of float sums."""
+        on = self.batch_images if self.batch_images is not None else self.device.type == "cuda"
+        return on and n_images > 1
+
     def features(self, prepared: Prepared) -> list[torch.Tensor]:
-        return [
-            self.trunk(((x.to(self.mean.device) - self.mean) / self.std)[None].contiguous(memory_format=NHWC))
-            for x in prepared.images
-        ]  # (1, C, h/16, w/16) each
+        xs = [(x.to(self.mean.device) - self.mean) / self.std for x in prepared.images]  # (3, h, w) each
+        if not self.batched(len(xs)):
+            return [self.trunk(x[None].contiguous(memory_format=NHWC)) for x in xs]  # (1, C, h/16, w/16) each
+        fmaps, extents = run_padded(
+            self.trunk, pad_images(xs).contiguous(memory_format=NHWC), [tuple(x.shape[1:]) for x in xs]
+        )  # (B, C, H/16, W/16)
+        return [fmaps[i : i + 1, :, :h, :w] for i, (h, w) in enumerate(extents)]  # each image's own map
 
     def detect(self, prepared: Prepared, fmaps: Any, params: DetectParams) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        """One image at a time (memory does not grow with the batch): the RPN's best `n_proposals` proposals,
-        each scored by the detector's best object class with that class's regressed box."""
+        """The RPN's best `n_proposals` proposals of each image, each scored by the detector's best object
+        class with that class's regressed box; the images in one batch or one at a time (:meth:`batched`)."""
         t = self.detector.transform
         t.min_size = (params.min_size,) if params.min_size else self.detector_sizes[0]
         t.max_size = params.max_size or self.detector_sizes[1]
-        return [self.detect_one(x.to(self.mean.device), params.n_proposals) for x in prepared.images]
+        xs = [x.to(self.mean.device) for x in prepared.images]
+        groups = [xs] if self.batched(len(xs)) else [[x] for x in xs]
+        return [d for group in groups for d in self.detect_batch(group, params.n_proposals)]
 
-    def detect_one(self, x: torch.Tensor, n_proposals: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Boxes (P, 4) in x's pixels and scores (P,) of an image x (3, h, w) in [0, 1]."""
+    def detect_batch(self, xs: list[torch.Tensor], n_proposals: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Boxes (P, 4) in x's pixels and scores (P,) of each image x (3, h, w) in [0, 1] of `xs`.
+
+        The backbone runs once over the padded batch, each image reading its own padding
+        (dvsa.regions.padded.strided_padding); the RPN and the RoI pooling run per image on its own part of
+        the feature maps (their anchors and bilinear samples depend on the map's size); the box head and
+        predictor run once over all the images' proposals.
+        """
         d = self.detector
-        images, _ = d.transform([x])  # normalised, resized to the detector's size, padded to a multiple of 32
-        fmaps = d.backbone(images.tensors.contiguous(memory_format=NHWC))
-        proposals, _ = d.rpn(images, fmaps)  # best first
-        proposals = [proposals[0][:n_proposals]]
-        pooled = d.roi_heads.box_roi_pool(fmaps, proposals, images.image_sizes)
-        logits, deltas = d.roi_heads.box_predictor(d.roi_heads.box_head(pooled))  # (P, C), (P, 4C)
+        images, _ = d.transform(xs)  # normalised, resized to the detector's size, padded to a multiple of 32
+        full = (images.tensors.shape[2], images.tensors.shape[3])
+        divisor = d.transform.size_divisible
+        own = [(math.ceil(h / divisor) * divisor, math.ceil(w / divisor) * divisor) for h, w in images.image_sizes]
+        with strided_padding(d.backbone, own, full):
+            fmaps = d.backbone(images.tensors.contiguous(memory_format=NHWC))  # {level: (B, 256, H/s, W/s)}
+        levels = {k: strided_extents(own, full, (f.shape[2], f.shape[3])) for k, f in fmaps.items()}
+        proposals, pooled = [], []
+        for i, (h, w) in enumerate(own):
+            mine = OrderedDict((k, f[i : i + 1, :, : levels[k][i][0], : levels[k][i][1]]) for k, f in fmaps.items())
+            one = ImageList(images.tensors[i : i + 1, :, :h, :w], [images.image_sizes[i]])
+            proposals.append(d.rpn(one, mine)[0][0][:n_proposals])  # best first
+            pooled.append(d.roi_heads.box_roi_pool(mine, proposals[-1:], one.image_sizes))  # (P_i, 256, 7, 7)
+        logits, deltas = d.roi_heads.box_predictor(d.roi_heads.box_head(torch.cat(pooled)))  # (P, C), (P, 4C)
         scores, classes = logits.float().softmax(-1)[:, 1:].max(1)  # (P,): the best object class
-        boxes = d.roi_heads.box_coder.decode(deltas.float(), proposals)  # (P, C, 4)
+        boxes = d.roi_heads.box_coder.decode(deltas.float(), proposals).reshape(len(deltas), -1, 4)  # (P, C, 4)
         boxes = boxes[torch.arange(len(boxes), device=boxes.device), classes + 1]  # (P, 4)
-        ih, iw = images.image_sizes[0]
-        boxes = clip_boxes(boxes, iw, ih)
-        return scale_boxes(boxes, x.shape[2] / iw, x.shape[1] / ih), scores
+        out = []
+        counts = [len(p) for p in proposals]
+        for x, (ih, iw), b, s in zip(xs, images.image_sizes, boxes.split(counts), scores.split(counts)):
+            out.append((scale_boxes(clip_boxes(b, iw, ih), x.shape[2] / iw, x.shape[1] / ih), s))
+        return out
 
     def encode(self, fmaps: Any, rois: list[torch.Tensor]) -> torch.Tensor:
         pooled = [

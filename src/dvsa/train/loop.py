@@ -20,11 +20,10 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import torch
-from dvclive import Live
 from tqdm import tqdm
 
 from dvsa.checkpoint import save
@@ -32,10 +31,12 @@ from dvsa.distributed import ONE_PROCESS, World, all_reduce_sum, average_gradien
 from dvsa.errors import TrainingError
 from dvsa.hashing import code_digest
 from dvsa.io import write_json
-from dvsa.live import open_live
 from dvsa.train.interrupt import interrupt_requests
 from dvsa.train.resume import ResumeKey, Stateful, load_resume, save_resume
 from dvsa.train.schedule import set_lr
+
+if TYPE_CHECKING:
+    from dvclive import Live
 
 HISTORY = "history.json"
 Weights = dict[str, dict[str, torch.Tensor]]  # named state dicts (e.g. "lm", "cnn")
@@ -136,6 +137,8 @@ def train(
     resumed = load_resume(files.resume, key, st, trainer.stateful(), log=world.say(log))
     if resumed:
         world.say(log)(f"{files.resume}: resuming at iteration {st.iteration}")
+    from dvsa.live import open_live  # dvclive (DVC's) only for a run that logs: update() and the steps need neither
+
     live = open_live(files.logs) if world.main else None
     for row in st.history:
         _log(live, row)

@@ -55,7 +55,7 @@ COLUMNS = {  # column -> (path in the record, format)
 
 def run(name: str, seed: int, overrides: list[str]) -> dict[str, Any]:
     torch.set_num_threads(1)
-    changes = {k: yaml.safe_load(v) for k, v in (o.split("=", 1) for o in overrides)}
+    changes = {k: _value(v) for k, v in (o.split("=", 1) for o in overrides)}
     params = replace(load_params(CaptionerParams, "captioner"), seed=seed, **changes)
     evaluate = load_params(EvaluateCaptioningParams, "evaluate.captioning")
     labels = read_labels(LABELS, VOCAB)
@@ -76,6 +76,16 @@ def run(name: str, seed: int, overrides: list[str]) -> dict[str, Any]:
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / f"{name}-{seed}.json").write_text(json.dumps(record, indent=1))
     return record
+
+
+def _value(text: str) -> Any:
+    """A KEY=VALUE override's value: a number when it reads as one (YAML 1.1 reads 1e-4 as a string)."""
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return yaml.safe_load(text)
 
 
 def _get(record: dict[str, Any], path: str) -> float | None:

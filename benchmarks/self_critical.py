@@ -7,7 +7,7 @@ An iteration is the trainer's own step (dvsa.caption.train: batch, features, los
 train_sample_n samples, their CIDEr-D rewards, the baseline (greedy: one greedy decode per image; mean:
 none), and the policy-gradient backward.
 
-    python benchmarks/self_critical.py [--steps 40] [--threads 1]
+    python benchmarks/self_critical.py [--steps 40] [--threads 1] [--model models/captioner.pt]
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ LABELS, VOCAB, REGIONS, MODEL = "data/prepro/labels.h5", "data/prepro/vocab.json
 def seconds_per_iteration(params: CaptionerParams, store: RegionStore, a: argparse.Namespace) -> float:
     labels = without_skipped(read_labels(LABELS, VOCAB), store)
     trainer = build_trainer(params, labels, store)
-    trainer.protos.lm.load_state_dict(load_checkpoint(MODEL)["state_dict"])
+    trainer.protos.lm.load_state_dict(load_checkpoint(a.model)["state_dict"])
     for i in range(a.warmup):
         update(trainer.groups, trainer.step(i).loss, i)
     start = time.perf_counter()
@@ -48,6 +48,7 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1, help="torch threads")
     parser.add_argument("--samples", type=int, default=5, help="train_sample_n")
+    parser.add_argument("--model", default=MODEL, help="a cross-entropy captioner of these labels and regions")
     a = parser.parse_args()
     torch.set_num_threads(a.threads)
     p = replace(load_params(CaptionerParams, "captioner"), threads=a.threads, train_sample_n=a.samples)

@@ -81,7 +81,8 @@ def build_app(models: DemoModels, max_bytes: int) -> gr.Blocks:
     def sentences(path: str | None, k: float) -> str:
         hits = handlers.search_sentences(models, handlers.read_upload(path, max_bytes), int(k))
         items = "".join(
-            f"<li>{html.escape(h.sentence)} <small>(S = {h.score:.2f}){' · its own caption' if h.own else ''}</small></li>"
+            f"<li>{html.escape(h.sentence)} <small>(S = {h.score:.2f}{' · its own caption' if h.own else ''})"
+            "</small></li>"
             for h in hits
         )
         return f'<ol id="dvsa-sentences">{items}</ol>'
@@ -100,7 +101,7 @@ def build_app(models: DemoModels, max_bytes: int) -> gr.Blocks:
                     gr.Examples(examples, cap_in, label=f"{split} images", examples_per_page=12)
                 with gr.Column(scale=2):
                     cap_html = gr.HTML(elem_id="caption-text")
-                    cap_fig = gr.Image(label="where each word looked", type="pil", interactive=False)
+                    cap_fig = gr.Image(label="where each word looked", type="pil", format="jpeg", interactive=False)
             for trigger in (cap_in.upload, cap_btn.click):
                 trigger(caption, cap_in, [cap_fig, cap_html])
         with gr.Tab("Describe"):
@@ -111,7 +112,9 @@ def build_app(models: DemoModels, max_bytes: int) -> gr.Blocks:
                     des_btn = gr.Button("Describe", variant="primary", elem_id="describe-button")
                     gr.Examples(examples, des_in, label=f"{split} images", examples_per_page=12)
                 with gr.Column(scale=2):
-                    des_fig = gr.Image(label="regions and their descriptions", type="pil", interactive=False)
+                    des_fig = gr.Image(
+                        label="regions and their descriptions", type="pil", format="jpeg", interactive=False
+                    )
                     des_html = gr.HTML()
             for trigger in (des_in.upload, des_btn.click):
                 trigger(describe, [des_in, des_min], [des_fig, des_html])
@@ -124,7 +127,7 @@ def build_app(models: DemoModels, max_bytes: int) -> gr.Blocks:
                 top_k = gr.Slider(1, 12, value=6, step=1, label="images", scale=1)
                 search_btn = gr.Button("Search", variant="primary", elem_id="search-button", scale=1)
             note = gr.Markdown()
-            gallery = gr.Gallery(label="images", columns=3, height="auto", elem_id="search-results")
+            gallery = gr.Gallery(label="images", columns=3, height="auto", format="jpeg", elem_id="search-results")
             for trigger in (query.submit, search_btn.click):
                 trigger(search, [query, top_k], [gallery, note])
             gr.Markdown(f"Image → the {split} sentences with the highest eq. (8) score.")

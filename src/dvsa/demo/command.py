@@ -28,7 +28,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default: %(default)s, this machine only)")
     p.add_argument("--port", type=int, default=7860, help="port (default: %(default)s)")
     p.add_argument("--split", default="test", help="the split searched and offered as examples (default: %(default)s)")
-    p.add_argument("--cache-dir", type=Path, default=default_cache_dir(), help="search embeddings (default: %(default)s)")
+    p.add_argument(
+        "--cache-dir", type=Path, default=default_cache_dir(), help="search embeddings (default: %(default)s)"
+    )
     p.add_argument("--max-upload-mb", type=float, default=5.0, help="upload size limit (default: %(default)s MB)")
     p.add_argument("--concurrency", type=int, default=2, help="requests served at once (default: %(default)s)")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default: %(default)s)")

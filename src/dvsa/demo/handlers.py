@@ -136,7 +136,8 @@ def search_images(models: DemoModels, sentence: str, k: int = 6) -> SearchResult
         m = int(index.region_mask[position].sum())
         unary = (s[0] @ index.v[position, :m].T).numpy().astype(np.float64)  # (N, M) v_i . s_t
         aligned = SentenceAlignment(row, known, unary.argmax(axis=1), viterbi(unary, models.beta), unary)
-        hits.append(SearchHit(row, float(scores[position]), figure(aligned, models.store, load_rgb(models.image_file(row)))))
+        drawn = figure(aligned, models.store, load_rgb(models.image_file(row)))
+        hits.append(SearchHit(row, float(scores[position]), drawn))
     return SearchResult(hits, unknown)
 
 

@@ -24,7 +24,7 @@ TINY: dict[str, Any] = {
                 "batch_size": 16},
     "alignment": {"hidden_size": 32, "word_embedding_size": 16, "batch_size": 20, "epochs": 2},
     "captioner": {"rnn_size": 32, "input_encoding_size": 32, "batch_size": 8, "max_iters": 12, "val_every": 6,
-                  "val_images": 8},
+                  "val_images": 8, "self_critical_after": 6, "train_sample_n": 2},
     "region_captioner": {"rnn_size": 16, "input_encoding_size": 16, "batch_size": 8, "max_iters": 12, "val_every": 6,
                          "val_images": 8},
     "evaluate": {"alignment": {"n_figures": 1, "batch_size": 8}, "captioning": {"report_images": 4, "batch_size": 8},

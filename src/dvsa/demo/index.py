@@ -5,7 +5,6 @@ embedded and a matrix product against the cache (eq. (8) via dvsa.align.score, a
 from __future__ import annotations
 
 import os
-import pickle
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,10 +13,10 @@ import torch
 
 from dvsa.align.model import AlignmentModel
 from dvsa.align.retrieval import embed_images, embed_sentences, score_matrix, split_sentences
+from dvsa.checkpoint import FORMAT, read, save
 from dvsa.data.labels import Labels
 from dvsa.errors import InputError
 from dvsa.hashing import file_digest, record_digest, stat_digest
-from dvsa.io import save_torch
 from dvsa.regions.store import RegionStore
 
 CACHE_FORMAT = "dvsa.demo.index/1"
@@ -88,20 +87,22 @@ def load_or_build(
     """The index of `split` from `cache_dir` when its key (model, labels, regions paths) matches, else built
     and written there; returns (index, whether it was built)."""
     path = Path(cache_dir) / f"{split}-{cache_key(*paths, split)}.pt"
-    if path.is_file():
+    data = read(path, CACHE_FORMAT) if path.is_file() else None
+    if isinstance(data, dict):
         try:
-            data = torch.load(path, weights_only=True)
-            return SearchIndex(**{**data, "image_rows": data["image_rows"].numpy(), "words": data["words"].numpy(),
+            fields = {k: v for k, v in data.items() if k != FORMAT}
+            return SearchIndex(**{**fields, "image_rows": data["image_rows"].numpy(), "words": data["words"].numpy(),
                                   "sentence_image": data["sentence_image"].numpy()}), False
-        except (RuntimeError, EOFError, KeyError, TypeError, pickle.UnpicklingError):  # rebuilt, never trusted
-            path.unlink(missing_ok=True)
+        except (KeyError, TypeError, AttributeError):  # another layout: rebuilt, never trusted
+            pass
+    path.unlink(missing_ok=True)
     index = build_index(model, kind, labels, store, split)
     path.parent.mkdir(parents=True, exist_ok=True)
-    save_torch({
+    save(path, CACHE_FORMAT, {
         "split": index.split, "kind": index.kind, "image_rows": torch.from_numpy(index.image_rows),
         "v": index.v, "region_mask": index.region_mask, "words": torch.from_numpy(index.words),
         "sentence_image": torch.from_numpy(index.sentence_image), "s": index.s, "word_mask": index.word_mask,
-    }, path)
+    })
     for stale in path.parent.glob(f"{split}-*.pt"):  # the caches of other model files
         if stale != path:
             stale.unlink()

@@ -77,7 +77,7 @@ from dvsa.regions.data import ImageRecord  # noqa: E402
 from dvsa.regions.extract import write_regions  # noqa: E402
 from dvsa.regions.pretrained import DETECTORS, ENCODERS, PretrainedRegionCNN  # noqa: E402
 from dvsa.regions.store import N_REGIONS, RegionStore, RegionWriter  # noqa: E402
-from dvsa.train.loop import Trainer, update  # noqa: E402
+from dvsa.train.loop import Trainer, step_seed, update  # noqa: E402
 from regions import write_photos  # noqa: E402  (benchmarks/regions.py)
 
 SHAPES_VOCAB, COCO_VOCAB = 90, 9500  # the shapes world's words; COCO's at word_count_threshold 5
@@ -284,6 +284,41 @@ def training_rows(folder: Path, s: Sizes, device: torch.device) -> list[Row]:
                 rows.append(Row("captioner training", f"vocab {vocab:,}, batch {batch} x {p.seq_per_img}, "
                                 f"{p.image}", rate, "tokens/s", peak))
         rows += self_critical_rows(folder, s, store, device)
+        rows += agreement_rows(folder, s, store, device)
+    return rows
+
+
+def agreement_rows(folder: Path, s: Sizes, store: RegionStore, device: torch.device) -> list[Row]:
+    """Each trainer on `device` against the same trainer on the CPU, on the same batches and seeds: the largest
+    relative weight difference max |w_dev - w_cpu| / max |w_cpu| over the weight tensors after a short run (the
+    captioner's second half self-critical). Float tolerance is expected (other kernels, other sums); a
+    difference of order 1 would be a device bug."""
+    labels = read_labels(folder / f"labels-{SHAPES_VOCAB}.h5", folder / f"vocab-{SHAPES_VOCAB}.json")
+    n = 2 * max(s.steps // 2, 1)
+    a = AlignmentParams(threads=0, batch_size=32)
+    p = CaptionerParams(threads=0, val_images=10, self_critical_after=n // 2)
+
+    def aligner(dev: torch.device) -> tuple[Trainer, Callable[[], dict[str, torch.Tensor]]]:
+        t = AlignmentTrainer(labels, store, a, dev, ONE_PROCESS)
+        return t, t.model.state_dict
+
+    def captioner(dev: torch.device) -> tuple[Trainer, Callable[[], dict[str, torch.Tensor]]]:
+        t = build_trainer(p, labels, store, device=dev)
+        return t, t.protos.lm.state_dict
+
+    rows = []
+    for name, make, seed in (("alignment", aligner, a.seed), ("captioner (XE then SC)", captioner, p.seed)):
+        weights = {}
+        for dev in (torch.device("cpu"), device):
+            torch.manual_seed(seed)
+            trainer, state = make(dev)
+            for i in range(n):
+                torch.manual_seed(step_seed(seed, i))  # as the loop seeds iteration i
+                update(trainer.groups, trainer.step(i).loss, i)
+            weights[dev.type] = {k: v.detach().cpu().double() for k, v in state().items()}
+        cpu, other = weights["cpu"], weights[device.type]
+        worst = max(float((other[k] - w).abs().max()) / (float(w.abs().max()) or 1.0) for k, w in cpu.items())
+        rows.append(Row(f"{device.type} vs CPU weights", f"{name}, {n} iterations", worst, "max rel. diff"))
     return rows
 
 
@@ -312,7 +347,8 @@ def print_table(rows: list[Row], head: str) -> None:
     print("| measurement | configuration | figure | unit | peak GPU memory |")
     print("|---|---|---|---|---|")
     for r in rows:
-        figure = "skipped" if r.figure is None else f"{r.figure:,.2f}" if r.figure < 100 else f"{r.figure:,.0f}"
+        figure = ("skipped" if r.figure is None else f"{r.figure:.1e}" if r.unit == "max rel. diff"
+                  else f"{r.figure:,.2f}" if r.figure < 100 else f"{r.figure:,.0f}")
         peak = "" if r.peak_mib is None else f"{r.peak_mib:,.0f} MiB"
         config = r.config + (f" ({r.note})" if r.note else "")
         print(f"| {r.what} | {config} | {figure} | {r.unit} | {peak} |")

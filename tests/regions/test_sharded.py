@@ -30,7 +30,7 @@ from dvsa.errors import InputError
 from dvsa.regions.data import image_records
 from dvsa.regions.extract import open_shards, write_regions
 from dvsa.regions.shapes_net import ShapesRegionCNN
-from dvsa.regions.shards import ShardFolder
+from dvsa.regions.shards import Shard, ShardFolder
 from tests.conftest import REPO
 from tests.regions.test_resume import toy_project
 from tests.regions.toy import tiny_params, write_toy_dataset
@@ -207,3 +207,16 @@ def test_the_other_ranks_never_empty_the_work_folder(tmp_path: Path) -> None:
     assert sorted(p.name for p in work.iterdir()) == ["manifest.json", "shard-000001.h5"]
     shards, todo = open_shards(work, "rank 0's key", 16, 4, World())
     assert todo == [0, 2, 3] and shards.done(1)
+
+
+def test_assembled_shards_keep_no_features_in_memory(tmp_path: Path) -> None:
+    """assemble streams: after a shard is written to regions.h5 nothing holds its features (an empty view
+    of them would keep every shard's buffer alive, and memory would grow with the images)."""
+    folder = ShardFolder(tmp_path / "work", "key", 6, 3)
+    for k in range(folder.n_shards):
+        n = len(folder.rows(k))
+        folder.write(k, Shard(k * 3, np.ones((n, 20, 8), np.float16), np.zeros((n, 20, 4), np.float32),
+                              np.zeros((n, 20), np.float32), np.full(n, 20, np.int32), np.arange(n), []))
+    parts = folder.assemble(tmp_path / "regions.h5", 8, "float16")
+    assert [p.feats.shape for p in parts] == [(0, 20, 8), (0, 20, 8)]
+    assert all(p.feats.base is None for p in parts)

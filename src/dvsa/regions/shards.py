@@ -132,7 +132,7 @@ class ShardFolder:
             for k in range(self.n_shards):
                 s = self.read(k)
                 writer.append(s.feats, s.boxes, s.scores, s.n_regions, s.image_id)
-                s.feats = s.feats[:0]
+                s.feats = np.empty((0, *s.feats.shape[1:]), s.feats.dtype)  # not a view: the features are freed
                 shards.append(s)
         return shards
 

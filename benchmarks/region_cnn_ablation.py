@@ -14,6 +14,7 @@ import argparse
 import json
 import tempfile
 import time
+from dataclasses import asdict
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
@@ -96,7 +97,7 @@ def run(name: str, seed: int, overrides: list[str], keep: str | None, threads: i
         seconds = time.perf_counter() - start
         history = json.loads((Path(tmp) / "logs" / "history.json").read_text())["val_history"]
         kinds = error_kinds(load_region_cnn(model_path), [r for r in records if r.split == "val"])
-    record = {"name": name, "seed": seed, "overrides": overrides, "train_seconds": seconds,
+    record = {"name": name, "seed": seed, "overrides": overrides, "train": asdict(params.train), "train_seconds": seconds,
               "best_iteration": st.best_iteration, "val_object_accuracy": st.best_metrics["val/object_accuracy"],
               "val_history": [round(v["val/object_accuracy"], 4) for v in history], **kinds}
     OUT.mkdir(parents=True, exist_ok=True)
@@ -109,8 +110,8 @@ def table(names: list[str]) -> str:
     for f in sorted(OUT.glob("*.json")):
         r = json.loads(f.read_text())
         records.setdefault(r["name"], []).append(r)
-    lines = ["| row | overrides | seeds | val object accuracy | errors (small / large) | train s |",
-             "|---|---|---|---|---|---|"]
+    lines = ["| row | epochs | RoIs per image (foreground share) | lr | seeds | val object accuracy | val errors, all seeds (small / large objects) | "
+             "train s |", "|---|---|---|---|---|---|---|---|"]
     for name in names or sorted(records):
         rs = records.get(name, [])
         if not rs:
@@ -121,7 +122,8 @@ def table(names: list[str]) -> str:
         for r in rs:
             errors.update(r["errors"])
         by_size = " / ".join(str(sum(v for k, v in errors.items() if k.startswith(s))) for s in ("small", "large"))
-        lines.append(f"| {name} | {' '.join(rs[0]['overrides']) or 'params.yaml'} | {len(rs)} | {spread} | "
+        tp = rs[0]["train"]
+        lines.append(f"| {name} | {tp['epochs']} | {tp['rois_per_image']} ({tp['fg_fraction']:g}) | {tp['lr']:g} | {len(rs)} | {spread} | "
                      f"{by_size} | {np.mean([r['train_seconds'] for r in rs]):.0f} |")
     return "\n".join(lines)
 

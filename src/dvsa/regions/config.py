@@ -38,12 +38,12 @@ class NetParams:
 class TrainParams:
     """Training of ``backbone: shapes`` on the world's object classes (shape x colour + background)."""
 
-    epochs: int = field(default=6, metadata={"min": 1})
+    epochs: int = field(default=10, metadata={"min": 1})
     batch_size: int = field(default=16, metadata={"min": 1})  # images per step
     lr: float = field(default=1e-3, metadata={"gt": 0.0})  # Adam, cosine decay to 0 over the epochs
     weight_decay: float = field(default=1e-4, metadata={"min": 0.0})
-    rois_per_image: int = field(default=16, metadata={"min": 1})  # sampled proposals per image for the head
-    fg_fraction: float = field(default=0.25, metadata={"gt": 0.0, "max": 1.0})
+    rois_per_image: int = field(default=32, metadata={"min": 1})  # sampled proposals per image for the head
+    fg_fraction: float = field(default=0.5, metadata={"gt": 0.0, "max": 1.0})
     fg_iou: float = field(default=0.5, metadata={"gt": 0.0, "max": 1.0})  # IoU >= fg_iou: the object's class
     bg_iou: float = field(default=0.5, metadata={"min": 0.0, "max": 1.0})  # IoU < bg_iou: background
     rpn_batch_per_image: int = field(default=64, metadata={"min": 1})  # anchors sampled for the RPN loss

@@ -7,6 +7,9 @@ caller decides whether to stop or skip it.
 
 from __future__ import annotations
 
+import ctypes
+import signal
+import sys
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -19,6 +22,24 @@ from dvsa.errors import InputError
 from dvsa.regions.model import to_uint8
 
 Sizer = Callable[[int, int], tuple[int, int]]  # original (W, H) -> network (w, h)
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def _silent_on_lost_reader(kind: type[BaseException], value: BaseException, tb: object) -> None:
+    """sys.excepthook of a worker: a ConnectionError means the process reading its images is gone (a
+    killed rank; multiprocessing's fd-sharing thread reports it here), which the launcher already reports
+    in one line; anything else keeps Python's traceback."""
+    if not issubclass(kind, ConnectionError):
+        sys.__excepthook__(kind, value, tb)  # type: ignore[arg-type]
+
+
+def quiet_orphan(_worker_id: int = 0) -> None:
+    """DataLoader worker_init_fn: the worker dies with the process it feeds (Linux: SIGKILL on the parent's
+    death) and prints no traceback when that process is gone, so that a killed rank stops the stage with
+    the launcher's one line only."""
+    sys.excepthook = _silent_on_lost_reader
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
 
 
 @dataclass
@@ -57,6 +78,7 @@ def load_images(
         yield from (files[k] for k in range(len(files)))
         return
     loader = DataLoader(
-        files, batch_size=None, num_workers=workers, pin_memory=pin_memory, prefetch_factor=4, persistent_workers=False
+        files, batch_size=None, num_workers=workers, pin_memory=pin_memory, prefetch_factor=4, persistent_workers=False,
+        worker_init_fn=quiet_orphan,
     )
     yield from loader

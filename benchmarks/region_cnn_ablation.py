@@ -24,10 +24,10 @@ import numpy as np
 import torch
 from dvsa.data.dataset import load_dataset
 from dvsa.params import from_mapping, read_params_file
-from dvsa.regions.boxes import scale_boxes
 from dvsa.regions.checkpoint import load_region_cnn
 from dvsa.regions.config import RegionsParams
-from dvsa.regions.data import ImageRecord, batches, image_records
+from dvsa.regions.data import ImageRecord, image_records
+from dvsa.regions.metrics import classify_true_boxes
 from dvsa.regions.shapes_net import ShapesRegionCNN
 from dvsa.regions.train import train_region_cnn
 from dvsa.train.loop import Files
@@ -53,20 +53,12 @@ def regions_params(seed: int, overrides: Sequence[str]) -> RegionsParams:
     return from_mapping(RegionsParams, section, "regions")
 
 
-@torch.no_grad()
 def error_kinds(model: ShapesRegionCNN, records: Sequence[ImageRecord]) -> dict[str, Any]:
     """The head's class of every true val box, compared with its label: counts of objects and of errors
     by kind (colour, shape, both, background) and by size (small, large)."""
-    model.eval()
     objects: Counter[str] = Counter()
     errors: Counter[str] = Counter()
-    for chunk, images in batches(records, 64):
-        prepared = model.prepare(images)
-        rois = []
-        for i, r in enumerate(chunk):
-            sx, sy = prepared.scale(i)
-            rois.append(scale_boxes(torch.from_numpy(r.boxes), 1 / sx, 1 / sy).to(model.device))
-        pred = model.classify(model.features(prepared), rois).argmax(1).tolist()  # (sum G,)
+    for chunk, images, pred in classify_true_boxes(model, records):
         truths = [(label, float(box[3] - box[1]) * 128 / image.size[1])
                   for r, image in zip(chunk, images) for label, box in zip(r.labels, r.boxes)]
         for k, (label, height) in zip(pred, truths):

@@ -3,10 +3,11 @@ detector's head names them."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 import torch
+from PIL import Image
 from torchvision.ops import box_iou
 from tqdm import tqdm
 
@@ -48,12 +49,12 @@ class RecallMeter:
 
 
 @torch.no_grad()
-def object_accuracy(model: ShapesRegionCNN, records: Sequence[ImageRecord], batch_size: int = 64) -> float:
-    """Detector accuracy: the fraction of true objects whose true box the head classifies as its label
-    (among the K classes + background). Labels unseen in training count as errors."""
+def classify_true_boxes(
+    model: ShapesRegionCNN, records: Sequence[ImageRecord], batch_size: int = 64
+) -> Iterator[tuple[list[ImageRecord], list[Image.Image], list[int]]]:
+    """Per batch of records: the records, their images and the head's class (0 = background, k = classes[k - 1])
+    of each of their true boxes, in record then box order."""
     model.eval()
-    index = {c: k + 1 for k, c in enumerate(model.classes)}
-    correct = total = 0
     for chunk, images in tqdm(
         batches(records, batch_size),
         desc="val accuracy",
@@ -66,8 +67,16 @@ def object_accuracy(model: ShapesRegionCNN, records: Sequence[ImageRecord], batc
         for i, r in enumerate(chunk):
             sx, sy = prepared.scale(i)
             rois.append(scale_boxes(torch.from_numpy(r.boxes), 1 / sx, 1 / sy).to(model.device))
-        pred = model.classify(model.features(prepared), rois).argmax(1).cpu()  # (sum G,)
-        truth = torch.tensor([index.get(label, -1) for r in chunk for label in r.labels], dtype=torch.int64)
-        correct += int((pred == truth).sum())
+        yield chunk, images, model.classify(model.features(prepared), rois).argmax(1).tolist()  # (sum G,)
+
+
+def object_accuracy(model: ShapesRegionCNN, records: Sequence[ImageRecord], batch_size: int = 64) -> float:
+    """Detector accuracy: the fraction of true objects whose true box the head classifies as its label
+    (among the K classes + background). Labels unseen in training count as errors."""
+    index = {c: k + 1 for k, c in enumerate(model.classes)}
+    correct = total = 0
+    for chunk, _, pred in classify_true_boxes(model, records, batch_size):
+        truth = [index.get(label, -1) for r in chunk for label in r.labels]
+        correct += sum(p == t for p, t in zip(pred, truth))
         total += len(truth)
     return correct / max(total, 1)

@@ -46,7 +46,9 @@ COLUMNS = {  # column -> (path in the record, format)
     "mentions": ("truth.model.mention_precision", "{:.3f}"),
     "entirely true": ("truth.model.captions_true", "{:.3f}"),
     "counts": ("truth.model.count_precision", "{:.3f}"),
+    "n counts": ("truth.model.n_counts", "{:.0f}"),
     "relations": ("truth.model.relation_precision", "{:.3f}"),
+    "n relations": ("truth.model.n_relations", "{:.0f}"),
     "objects named": ("truth.model.objects_named", "{:.3f}"),
     "repeats": ("repeats_phrase.model", "{:.3f}"),
     "train s": ("train_seconds", "{:.0f}"),
@@ -72,7 +74,7 @@ def run(name: str, seed: int, overrides: list[str]) -> dict[str, Any]:
                                progress=False)
     record = {"name": name, "seed": seed, "overrides": changes, "train_seconds": seconds,
               "best_iteration": summary["iteration"], "val": summary["val"], **ev.metrics,
-              "samples": dict(list(zip(map(str, ev.image_ids), ev.captions))[:20])}
+              "captions": dict(zip(map(str, ev.image_ids), ev.captions))}
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / f"{name}-{seed}.json").write_text(json.dumps(record, indent=1))
     return record

@@ -136,3 +136,92 @@ def test_dropout_is_active_in_training_only() -> None:
 def test_regions_need_an_lstm() -> None:
     with pytest.raises(ValueError, match="needs rnn_type: lstm"):
         Captioner(V, D, "regions", "rnn")
+
+
+def test_relative_gaps_have_the_signs_of_the_grammar_s_relations() -> None:
+    """r = (x0 - x1_f, x1 - x0_f, y0 - y1_f, y1 - y0_f) of a region to a focused one (one-hot α): its signs are
+    the grammar's "right of" (x0 >= x1_f), "left of", "below" and "above" (dvsa.data.shapes_grammar)."""
+    g = torch.Generator().manual_seed(0)
+    corners = torch.rand(64, 2, 2, 2, generator=g)  # (pairs, box, corner, xy)
+    boxes = torch.cat([corners.min(2).values, corners.max(2).values], dim=-1)  # (64, 2, 4) x0 y0 x1 y1
+    gaps = Captioner._gaps(boxes, torch.tensor([[0.0, 1.0]]).expand(64, 2))[:, 0]  # region 0 to focus 1: (64, 4)
+    a, b = boxes[:, 0], boxes[:, 1]  # "a <relation> b", b the focus
+    assert torch.equal(gaps[:, 0] >= 0, b[:, 2] <= a[:, 0])  # a right of b
+    assert torch.equal(gaps[:, 1] <= 0, a[:, 2] <= b[:, 0])  # a left of b
+    assert torch.equal(gaps[:, 2] >= 0, b[:, 3] <= a[:, 1])  # a below b
+    assert torch.equal(gaps[:, 3] <= 0, a[:, 3] <= b[:, 1])  # a above b
+    for rel, column in (("right", 0), ("left", 1), ("below", 2), ("above", 3)):
+        assert bool((gaps[:, column] >= 0).any()) and bool((gaps[:, column] < 0).any()), rel  # both signs seen
+    whole = Captioner._gaps(torch.tensor([[[0.0, 0.0, 1.0, 1.0], [0.2, 0.3, 0.4, 0.6]]]), None)  # before step 1
+    assert torch.allclose(whole[0, 1], torch.tensor([0.2 - 1.0, 0.4 - 0.0, 0.3 - 1.0, 0.6 - 0.0]))
+
+
+def relative_model() -> tuple[Captioner, torch.Tensor, torch.Tensor]:
+    torch.manual_seed(0)
+    m = Captioner(V, D, rnn_size=10, input_encoding_size=8, att_size=6, relative_geometry=True).eval()
+    feats, mask = regions(2, [5, 3])
+    corners = torch.rand(2, R, 2, 2)
+    feats[..., -6:-2] = torch.cat([corners.min(2).values, corners.max(2).values], dim=-1) * mask[..., None]
+    return m, feats, mask
+
+
+def test_relative_geometry_decodes_as_it_trains_and_follows_the_focus() -> None:
+    m, feats, mask = relative_model()
+    labels = torch.randint(1, V + 1, (2, 4))
+    full, alpha = m.forward_with_attention(feats, mask, labels, seq_per_img=1)
+    logprobs, state = m.start(feats, mask)
+    steps = [logprobs]
+    for t in range(4):
+        logprobs, state = m.step(labels[:, t], state.select(torch.tensor([0, 1])))
+        steps.append(logprobs)
+    assert torch.allclose(full, torch.stack(steps, dim=1), atol=1e-5)
+    moved = feats.clone()
+    moved[0, 1, -6:-2] = torch.tensor([0.0, 0.0, 0.05, 0.05])  # region 1's box only, as the gaps read it
+    plain = Captioner(V, D, rnn_size=10, input_encoding_size=8, att_size=6).eval()
+    assert torch.allclose(m.boxes(moved)[0, 1], torch.tensor([0.0, 0.0, 0.05, 0.05]))  # type: ignore[index]
+    assert plain.boxes(moved) is None
+    assert not torch.allclose(full[0], m(moved, mask, labels, 1)[0])
+    assert torch.equal(full[1], m(moved, mask, labels, 1)[1])  # another image's boxes do not matter
+
+
+def test_relative_geometry_needs_regions_with_geometry() -> None:
+    with pytest.raises(ValueError, match="relative_geometry needs image: regions"):
+        Captioner(V, D, "whole", relative_geometry=True)
+    with pytest.raises(ValueError, match="relative_geometry needs image: regions"):
+        Captioner(V, 4, relative_geometry=True)
+
+
+def test_soft_count_counts_the_gated_real_regions() -> None:
+    torch.manual_seed(0)
+    m = Captioner(V, D, rnn_size=10, input_encoding_size=8, att_size=6, count_attention=True).eval()
+    assert m.att_count is not None
+    hidden = torch.randint(0, 2, (2, 3, R, 6)).float()  # (N, T, R, A), units 0 or 1
+    mask = torch.arange(R)[None, :] < torch.tensor([[4], [2]])  # 4 and 2 real regions
+    with torch.no_grad():
+        m.att_count.weight.zero_()
+        m.att_count.bias.fill_(30.0)  # every region selected
+        assert torch.allclose(m.soft_count(hidden, mask), torch.tensor([[4.0] * 3, [2.0] * 3]))
+        m.att_count.weight[0, 0] = 60.0
+        m.att_count.bias.fill_(-30.0)  # the regions whose first hidden unit is > 0.5
+        want = ((hidden[..., 0] > 0.5) & mask[:, None]).sum(-1).float()
+        assert torch.allclose(m.soft_count(hidden, mask), want, atol=1e-3)
+    with pytest.raises(ValueError, match="count_attention needs image: regions"):
+        Captioner(V, D, "whole", count_attention=True)
+
+
+def test_counting_and_relative_attention_decode_as_they_train() -> None:
+    torch.manual_seed(0)
+    m = Captioner(V, D, rnn_size=10, input_encoding_size=8, att_size=6, relative_geometry=True,
+                  count_attention=True).eval()
+    _, feats, mask = relative_model()
+    labels = torch.randint(1, V + 1, (2, 4))
+    full = m(feats, mask, labels, seq_per_img=1)
+    logprobs, state = m.start(feats, mask)
+    steps = [logprobs]
+    for t in range(4):
+        logprobs, state = m.step(labels[:, t], state)
+        steps.append(logprobs)
+    assert torch.allclose(full, torch.stack(steps, dim=1), atol=1e-5)
+    fewer = mask.clone()
+    fewer[0, 4] = False  # one real region less changes the count, and so the words
+    assert not torch.allclose(full[0], m(feats, fewer, labels, 1)[0])

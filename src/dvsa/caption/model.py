@@ -17,6 +17,19 @@ encoded v_i = ReLU(W_e x_i + b_e) (the paper's eq. (1) with a ReLU, as neuraltal
   real regions, c_t = Σ_i α_ti v_i, o_t = tanh(W_c [h_t; c_t]) and y_t = softmax(W_o o_t + b_o). o_{t-1} is
   fed back with the word at step t (Luong et al. 2015's input feeding): the LSTM knows what it looked at,
   so that "A left of B" can look for a B other than A.
+- ``relative_geometry`` (image: regions, features with their geometry): the attention also sees where each
+  region lies relative to the focus of the last step, the box f_t = Σ_i α_{t-1,i} b_i (the whole image before
+  the first step): r_ti = (x0_i - x1_f, x1_i - x0_f, y0_i - y1_f, y1_i - y0_f), the four signed gaps whose
+  signs are the grammar's right of / left of / below / above (x0(B) >= x1(A) is "B right of A"). Then
+  z_ti = w_a . tanh(W_v v_i + W_h h_t + W_r r_ti) and o_t = tanh(W_c [h_t; c_t; Σ_i α_ti r_ti]): having
+  named A, the LSTM can ask for a region right of it, and knows on which side of A what it attends lies.
+  Absolute boxes alone (the geometry in x_i) make "right of A" a comparison of two regions' features that
+  additive attention cannot form.
+- ``count_attention`` (image: regions): a second score of the same attention, u_ti = w_n . tanh(W_v v_i +
+  W_h h_t [+ W_r r_ti]) + b_n, gates each region independently, and the soft number of regions it selects,
+  n_t = Σ_i σ(u_ti) over the real regions, enters the output as φ(n_t) = (exp(-(n_t - k)² / 0.5))_{k=0..6}:
+  o_t = tanh(W_c [h_t; c_t; ...; φ(n_t)]). Softmax weights sum to one and cannot say "two" from "three"
+  (Zhang et al. 2018, learning to count in VQA); the gate can, for the kind the caption is about to name.
 """
 
 from __future__ import annotations
@@ -30,7 +43,11 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from dvsa.features import GEOMETRY_DIM
+
 IMAGE_INPUTS = ("regions", "whole")
+RELATIVE_GAPS = ("x0 - x1(focus)", "x1 - x0(focus)", "y0 - y1(focus)", "y1 - y0(focus)")
+COUNT_CENTRES = tuple(float(k) for k in range(7))  # φ(n): one bump per number word zero .. six
 
 
 class DecodeState(NamedTuple):
@@ -42,10 +59,11 @@ class DecodeState(NamedTuple):
     mask: Tensor | None = None  # (B, R) bool, real regions
     alpha: Tensor | None = None  # (B, R) attention of the last step
     feed: Tensor | None = None  # (B, H) o_{t-1}, the last attended output, fed back with the next word
+    boxes: Tensor | None = None  # (B, R, 4) the regions' boxes x0, y0, x1, y1 relative to the image (relative_geometry)
 
     def select(self, index: Tensor) -> DecodeState:
         """The state of batch rows `index` (B',)."""
-        rows = (self.regions, self.keys, self.mask, self.alpha, self.feed)
+        rows = (self.regions, self.keys, self.mask, self.alpha, self.feed, self.boxes)
         return DecodeState(
             tuple(s.index_select(1, index) for s in self.rnn),
             *(None if x is None else x.index_select(0, index) for x in rows),
@@ -138,6 +156,8 @@ class Captioner(nn.Module):
         input_encoding_size: int = 256,
         att_size: int = 256,
         drop_prob_lm: float = 0.5,
+        relative_geometry: bool = False,
+        count_attention: bool = False,
     ) -> None:
         super().__init__()
         if rnn_type not in ("lstm", "rnn"):
@@ -146,6 +166,10 @@ class Captioner(nn.Module):
             raise ValueError(f"image must be one of {IMAGE_INPUTS}, got {image!r}")
         if image == "regions" and rnn_type != "lstm":
             raise ValueError("image: regions needs rnn_type: lstm (the multimodal RNN of eq. 13 reads the whole image)")
+        if relative_geometry and (image != "regions" or feat_dim < GEOMETRY_DIM):
+            raise ValueError("relative_geometry needs image: regions and features followed by their geometry")
+        if count_attention and image != "regions":
+            raise ValueError("count_attention needs image: regions")
         self.config: dict[str, Any] = dict(
             vocab_size=vocab_size,
             feat_dim=feat_dim,
@@ -156,8 +180,11 @@ class Captioner(nn.Module):
             input_encoding_size=input_encoding_size,
             att_size=att_size,
             drop_prob_lm=drop_prob_lm,
+            relative_geometry=relative_geometry,
+            count_attention=count_attention,
         )
         self.vocab_size, self.image, self.rnn_type, self.num_layers = vocab_size, image, rnn_type, num_layers
+        self.relative_geometry = relative_geometry
         between = drop_prob_lm if num_layers > 1 else 0.0
         self.feat_norm = FeatureNorm(feat_dim)
         self.encoder = nn.Linear(feat_dim, input_encoding_size)  # W_e, b_e
@@ -180,7 +207,11 @@ class Captioner(nn.Module):
             self.att_regions = nn.Linear(input_encoding_size, att_size, bias=False)  # W_v
             self.att_query = nn.Linear(rnn_size, att_size)  # W_h
             self.att_score = nn.Linear(att_size, 1, bias=False)  # w_a
-            self.att_out = nn.Linear(rnn_size + input_encoding_size, rnn_size)  # W_c
+            gaps = len(RELATIVE_GAPS) if relative_geometry else 0
+            self.att_relative = nn.Linear(gaps, att_size, bias=False) if relative_geometry else None  # W_r
+            counts = len(COUNT_CENTRES) if count_attention else 0
+            self.att_count = nn.Linear(att_size, 1) if count_attention else None  # w_n, b_n
+            self.att_out = nn.Linear(rnn_size + input_encoding_size + gaps + counts, rnn_size)  # W_c
         self.embed = nn.Embedding(vocab_size + 1, input_encoding_size)  # W_w; row 0 = START
         self.drop = BatchDropout(drop_prob_lm)
         self.logit = nn.Linear(rnn_size, vocab_size + 1)  # W_o, b_o; output 0 = END
@@ -197,13 +228,36 @@ class Captioner(nn.Module):
         pooled = (v * m).sum(1) / m.sum(1).clamp_min(1.0)  # (B, E)
         return pooled, v, self.att_regions(v)
 
-    def attend(self, h: Tensor, regions: Tensor, keys: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
-        """Attention of queries h (N, T, H) over regions (N, R, E) with keys (N, R, A) and mask (N, R):
-        the attended outputs tanh(W_c [h; c]) (N, T, H) and the weights α (N, T, R) (0 on padding)."""
-        z = self.att_score(torch.tanh(keys[:, None] + self.att_query(h)[:, :, None]))[..., 0]  # (N, T, R)
+    def boxes(self, feats: Tensor) -> Tensor | None:
+        """The regions' boxes (B, R, 4) relative to the image, from the geometry that follows fc7 in feats
+        (B, R, D) (dvsa.features.region_geometry: x0, y0, x1, y1, area, score); None without relative_geometry."""
+        return feats[..., -GEOMETRY_DIM : -GEOMETRY_DIM + 4] if self.relative_geometry else None
+
+    def soft_count(self, hidden: Tensor, mask: Tensor) -> Tensor:
+        """n_t (N, T) = Σ_i σ(u_ti) over the real regions (mask (N, R)), u from the attention's hidden layer
+        tanh(W_v v_i + W_h h_t [+ W_r r_ti]) (N, T, R, A) (count_attention)."""
+        assert self.att_count is not None
+        return (torch.sigmoid(self.att_count(hidden)[..., 0]) * mask[:, None]).sum(-1)
+
+    def attend(
+        self, h: Tensor, regions: Tensor, keys: Tensor, mask: Tensor, gaps: Tensor | None = None
+    ) -> tuple[Tensor, Tensor]:
+        """Attention of queries h (N, T, H) over regions (N, R, E) with keys (N, R, A), mask (N, R) and, with
+        relative_geometry, the gaps r (N, R, 4) of each region to the last focus: the attended outputs
+        tanh(W_c [h; c; Σ α r; φ(n)]) (N, T, H) and the weights α (N, T, R) (0 on padding)."""
+        pre = keys[:, None] + self.att_query(h)[:, :, None]  # (N, T, R, A)
+        if gaps is not None and self.att_relative is not None:
+            pre = pre + self.att_relative(gaps)[:, None]
+        hidden = torch.tanh(pre)
+        z = self.att_score(hidden)[..., 0]  # (N, T, R)
         alpha = z.masked_fill(~mask[:, None], float("-inf")).softmax(dim=-1)  # (N, T, R)
-        context = alpha @ regions  # (N, T, E)
-        return torch.tanh(self.att_out(torch.cat([h, context], dim=-1))), alpha
+        context = [h, alpha @ regions]  # (N, T, H), (N, T, E)
+        if gaps is not None:
+            context.append(alpha @ gaps)  # (N, T, 4)
+        if self.att_count is not None:
+            n = self.soft_count(hidden, mask)  # (N, T)
+            context.append(torch.exp(-((n[..., None] - n.new_tensor(COUNT_CENTRES)) ** 2) / 0.5))  # (N, T, 7)
+        return torch.tanh(self.att_out(torch.cat(context, dim=-1))), alpha
 
     # ---- training -------------------------------------------------------------------------------------
 
@@ -240,8 +294,10 @@ class Captioner(nn.Module):
         words = self.embed(labels)  # (N, L, E)
         start = self.embed(labels.new_zeros(n, 1))  # (N, 1, E)
         if regions is not None and keys is not None:
+            boxes = self.boxes(feats)
             state = self._initial_state(
-                image, expand(regions, seq_per_img), expand(keys, seq_per_img), expand(mask, seq_per_img)
+                image, expand(regions, seq_per_img), expand(keys, seq_per_img), expand(mask, seq_per_img),
+                None if boxes is None else expand(boxes, seq_per_img),
             )
             outs, alphas = [], []
             for x in torch.cat([start, words], dim=1).unbind(1):  # START, w_1 .. w_L: (N, E) each
@@ -259,12 +315,23 @@ class Captioner(nn.Module):
             out = torch.cat([h1[-1][:, None], rest], dim=1)  # (N, L + 1, H)
         return F.log_softmax(self.logit(self.drop(out)), dim=-1), None  # (N, L + 1, V + 1)
 
-    def _initial_state(self, image: Tensor, regions: Tensor, keys: Tensor, mask: Tensor) -> DecodeState:
+    def _initial_state(
+        self, image: Tensor, regions: Tensor, keys: Tensor, mask: Tensor, boxes: Tensor | None = None
+    ) -> DecodeState:
         """The attention LSTM's state after reading the image x_{-1} (N, E) at step 0."""
         n, h = image.shape[0], self.cells[0].hidden_size
         zeros = image.new_zeros(self.num_layers, n, h)
-        state = DecodeState((zeros, zeros), regions, keys, mask, None, image.new_zeros(n, h))
+        state = DecodeState((zeros, zeros), regions, keys, mask, None, image.new_zeros(n, h), boxes)
         return self._attend_step(image, state)[1]
+
+    @staticmethod
+    def _gaps(boxes: Tensor, alpha: Tensor | None) -> Tensor:
+        """r_ti (N, R, 4): the signed gaps of each region's box to the focus f = Σ_i α_i b_i (N, 4) of the last
+        step's attention α (N, R) (region 0, the whole image, before the first step)."""
+        focus = boxes[:, 0] if alpha is None else (alpha[:, :, None] * boxes).sum(1)  # (N, 4)
+        x0, y0, x1, y1 = boxes.unbind(-1)  # (N, R) each
+        fx0, fy0, fx1, fy1 = (f[:, None] for f in focus.unbind(-1))  # (N, 1) each
+        return torch.stack([x0 - fx1, x1 - fx0, y0 - fy1, y1 - fy0], dim=-1)
 
     def _attend_step(self, x: Tensor, state: DecodeState) -> tuple[Tensor, DecodeState]:
         """One step of the attention LSTM: input [x; o_{t-1}] (N, E + H) -> o_t (N, H) and the new state."""
@@ -278,7 +345,8 @@ class Captioner(nn.Module):
             hs.append(h)
             cs.append(c)
             inp = self.between(h)
-        out, alpha = self.attend(h[:, None], state.regions, state.keys, state.mask)  # (N, 1, H), (N, 1, R)
+        gaps = None if state.boxes is None else self._gaps(state.boxes, state.alpha)  # (N, R, 4)
+        out, alpha = self.attend(h[:, None], state.regions, state.keys, state.mask, gaps)  # (N, 1, H), (N, 1, R)
         return out[:, 0], state._replace(rnn=(torch.stack(hs), torch.stack(cs)), alpha=alpha[:, 0], feed=out[:, 0])
 
     def _first_rnn_step(self, x1: Tensor, bias: Tensor) -> Tensor:
@@ -302,7 +370,7 @@ class Captioner(nn.Module):
         image, regions, keys = self.encode(feats, mask)
         start = self.embed(feats.new_zeros(b, 1, dtype=torch.long))  # (B, 1, E)
         if regions is not None and keys is not None:
-            return self.step_embedded(start[:, 0], self._initial_state(image, regions, keys, mask))
+            return self.step_embedded(start[:, 0], self._initial_state(image, regions, keys, mask, self.boxes(feats)))
         if self.rnn_type == "lstm":
             out, rnn = self.core(torch.cat([image[:, None], start], dim=1))  # (B, 2, H)
             h, rnn_state = out[:, -1], tuple(rnn)

@@ -289,6 +289,8 @@ class TruthMeter:
             "count_precision": self._precision(("count",)),
             "relation_precision": self._precision(SPATIAL),
             "n_mentions": self.made.get("mention", 0),
+            "n_counts": self.made.get("count", 0),
+            "n_relations": sum(self.made.get(kind, 0) for kind in SPATIAL),
             "n_captions": self.captions,
             "n_unparsed": self.unparsed,
         }

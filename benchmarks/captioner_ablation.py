@@ -13,6 +13,7 @@ reads them (the kept weights are those of the best val CIDEr).
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import tempfile
 import time
@@ -72,12 +73,22 @@ def run(name: str, seed: int, overrides: list[str]) -> dict[str, Any]:
         model, _, ckpt = load_captioner(Path(tmp) / "captioner.pt")
         ev = evaluate_captions(model, labels, store, dataset, evaluate, CachedFeatures(store, params.region_geometry),
                                progress=False)
-    record = {"name": name, "seed": seed, "overrides": changes, "train_seconds": seconds,
+    record = {"name": name, "seed": seed, "overrides": changes, "regions_md5": _md5(REGIONS), "train_seconds": seconds,
               "best_iteration": summary["iteration"], "val": summary["val"], **ev.metrics,
               "captions": dict(zip(map(str, ev.image_ids), ev.captions))}
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / f"{name}-{seed}.json").write_text(json.dumps(record, indent=1))
     return record
+
+
+def _md5(path: str) -> str:
+    """The file's md5, as dvc.lock records it: which regions.h5 a record was trained on (another machine's
+    region CNN gives other bits, hence other regions)."""
+    h = hashlib.md5()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def _value(text: str) -> Any:

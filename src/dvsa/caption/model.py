@@ -25,11 +25,6 @@ encoded v_i = ReLU(W_e x_i + b_e) (the paper's eq. (1) with a ReLU, as neuraltal
   named A, the LSTM can ask for a region right of it, and knows on which side of A what it attends lies.
   Absolute boxes alone (the geometry in x_i) make "right of A" a comparison of two regions' features that
   additive attention cannot form.
-- ``count_attention`` (image: regions): a second score of the same attention, u_ti = w_n . tanh(W_v v_i +
-  W_h h_t [+ W_r r_ti]) + b_n, gates each region independently, and the soft number of regions it selects,
-  n_t = Σ_i σ(u_ti) over the real regions, enters the output as φ(n_t) = (exp(-(n_t - k)² / 0.5))_{k=0..6}:
-  o_t = tanh(W_c [h_t; c_t; ...; φ(n_t)]). Softmax weights sum to one and cannot say "two" from "three"
-  (Zhang et al. 2018, learning to count in VQA); the gate can, for the kind the caption is about to name.
 """
 
 from __future__ import annotations
@@ -47,7 +42,6 @@ from dvsa.features import GEOMETRY_DIM
 
 IMAGE_INPUTS = ("regions", "whole")
 RELATIVE_GAPS = ("x0 - x1(focus)", "x1 - x0(focus)", "y0 - y1(focus)", "y1 - y0(focus)")
-COUNT_CENTRES = tuple(float(k) for k in range(7))  # φ(n): one bump per number word zero .. six
 
 
 class DecodeState(NamedTuple):
@@ -157,7 +151,6 @@ class Captioner(nn.Module):
         att_size: int = 256,
         drop_prob_lm: float = 0.5,
         relative_geometry: bool = False,
-        count_attention: bool = False,
     ) -> None:
         super().__init__()
         if rnn_type not in ("lstm", "rnn"):
@@ -168,8 +161,6 @@ class Captioner(nn.Module):
             raise ValueError("image: regions needs rnn_type: lstm (the multimodal RNN of eq. 13 reads the whole image)")
         if relative_geometry and (image != "regions" or feat_dim < GEOMETRY_DIM):
             raise ValueError("relative_geometry needs image: regions and features followed by their geometry")
-        if count_attention and image != "regions":
-            raise ValueError("count_attention needs image: regions")
         self.config: dict[str, Any] = dict(
             vocab_size=vocab_size,
             feat_dim=feat_dim,
@@ -181,7 +172,6 @@ class Captioner(nn.Module):
             att_size=att_size,
             drop_prob_lm=drop_prob_lm,
             relative_geometry=relative_geometry,
-            count_attention=count_attention,
         )
         self.vocab_size, self.image, self.rnn_type, self.num_layers = vocab_size, image, rnn_type, num_layers
         self.relative_geometry = relative_geometry
@@ -209,9 +199,7 @@ class Captioner(nn.Module):
             self.att_score = nn.Linear(att_size, 1, bias=False)  # w_a
             gaps = len(RELATIVE_GAPS) if relative_geometry else 0
             self.att_relative = nn.Linear(gaps, att_size, bias=False) if relative_geometry else None  # W_r
-            counts = len(COUNT_CENTRES) if count_attention else 0
-            self.att_count = nn.Linear(att_size, 1) if count_attention else None  # w_n, b_n
-            self.att_out = nn.Linear(rnn_size + input_encoding_size + gaps + counts, rnn_size)  # W_c
+            self.att_out = nn.Linear(rnn_size + input_encoding_size + gaps, rnn_size)  # W_c
         self.embed = nn.Embedding(vocab_size + 1, input_encoding_size)  # W_w; row 0 = START
         self.drop = BatchDropout(drop_prob_lm)
         self.logit = nn.Linear(rnn_size, vocab_size + 1)  # W_o, b_o; output 0 = END
@@ -233,30 +221,20 @@ class Captioner(nn.Module):
         (B, R, D) (dvsa.features.region_geometry: x0, y0, x1, y1, area, score); None without relative_geometry."""
         return feats[..., -GEOMETRY_DIM : -GEOMETRY_DIM + 4] if self.relative_geometry else None
 
-    def soft_count(self, hidden: Tensor, mask: Tensor) -> Tensor:
-        """n_t (N, T) = Σ_i σ(u_ti) over the real regions (mask (N, R)), u from the attention's hidden layer
-        tanh(W_v v_i + W_h h_t [+ W_r r_ti]) (N, T, R, A) (count_attention)."""
-        assert self.att_count is not None
-        return (torch.sigmoid(self.att_count(hidden)[..., 0]) * mask[:, None]).sum(-1)
-
     def attend(
         self, h: Tensor, regions: Tensor, keys: Tensor, mask: Tensor, gaps: Tensor | None = None
     ) -> tuple[Tensor, Tensor]:
         """Attention of queries h (N, T, H) over regions (N, R, E) with keys (N, R, A), mask (N, R) and, with
         relative_geometry, the gaps r (N, R, 4) of each region to the last focus: the attended outputs
-        tanh(W_c [h; c; Σ α r; φ(n)]) (N, T, H) and the weights α (N, T, R) (0 on padding)."""
+        tanh(W_c [h; c; Σ α r]) (N, T, H) and the weights α (N, T, R) (0 on padding)."""
         pre = keys[:, None] + self.att_query(h)[:, :, None]  # (N, T, R, A)
         if gaps is not None and self.att_relative is not None:
             pre = pre + self.att_relative(gaps)[:, None]
-        hidden = torch.tanh(pre)
-        z = self.att_score(hidden)[..., 0]  # (N, T, R)
+        z = self.att_score(torch.tanh(pre))[..., 0]  # (N, T, R)
         alpha = z.masked_fill(~mask[:, None], float("-inf")).softmax(dim=-1)  # (N, T, R)
         context = [h, alpha @ regions]  # (N, T, H), (N, T, E)
         if gaps is not None:
             context.append(alpha @ gaps)  # (N, T, 4)
-        if self.att_count is not None:
-            n = self.soft_count(hidden, mask)  # (N, T)
-            context.append(torch.exp(-((n[..., None] - n.new_tensor(COUNT_CENTRES)) ** 2) / 0.5))  # (N, T, 7)
         return torch.tanh(self.att_out(torch.cat(context, dim=-1))), alpha
 
     # ---- training -------------------------------------------------------------------------------------

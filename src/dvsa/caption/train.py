@@ -114,7 +114,6 @@ def make_protos(
         att_size=params.att_size,
         drop_prob_lm=params.drop_prob_lm,
         relative_geometry=params.relative_geometry,
-        count_attention=params.count_attention,
     ).to(device)
     betas = (params.optim_alpha, params.optim_beta)
     lm_optim = torch.optim.Adam(lm.parameters(), lr=params.learning_rate, betas=betas, eps=params.optim_epsilon)

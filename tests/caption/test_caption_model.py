@@ -198,3 +198,35 @@ def test_relative_attention_ignores_padded_regions() -> None:
     noisy = feats.clone()
     noisy[1, 3:] = 1e3 * torch.randn(R - 3, D)  # padding, geometry included
     assert torch.equal(full, m(noisy, mask, labels, 1))
+
+
+def test_overlap_is_the_iou_of_the_real_regions() -> None:
+    from torchvision.ops import box_iou
+
+    _, feats, mask = relative_model()
+    boxes = feats[..., -6:-2]
+    overlap = Captioner._overlap(boxes, mask)  # (2, R, R)
+    for b in range(2):
+        n = int(mask[b].sum())
+        assert torch.allclose(overlap[b, :n, :n], box_iou(boxes[b, :n], boxes[b, :n]), atol=1e-6)
+        assert torch.all(overlap[b, n:] == 0) and torch.all(overlap[b, :, n:] == 0)
+
+
+def test_coverage_sums_the_attention_and_decodes_as_it_trains() -> None:
+    torch.manual_seed(0)
+    m = Captioner(V, D, rnn_size=10, input_encoding_size=8, att_size=6, coverage=True).eval()
+    _, feats, mask = relative_model()
+    labels = torch.randint(1, V + 1, (2, 4))
+    full, alpha = m.forward_with_attention(feats, mask, labels, seq_per_img=1)
+    logprobs, state = m.start(feats, mask)
+    steps = [logprobs]
+    for t in range(4):
+        logprobs, state = m.step(labels[:, t], state.select(torch.tensor([0, 1])))
+        steps.append(logprobs)
+    assert torch.allclose(full, torch.stack(steps, dim=1), atol=1e-5)
+    assert alpha is not None and state.coverage is not None
+    # C = the attention of every step so far: the image step and START + the 4 words (alpha holds the last 5)
+    first = m._initial_state(*m.encode(feats, mask), mask, m.boxes(feats)).alpha
+    assert torch.allclose(state.coverage, first + alpha.sum(1), atol=1e-5)
+    with pytest.raises(ValueError, match="coverage needs image: regions"):
+        Captioner(V, D, "whole", coverage=True)

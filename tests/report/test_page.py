@@ -105,7 +105,8 @@ def test_truth_marks_and_attention_figures(tmp_path: Path) -> None:
     ev.truth = [judge(c.split(), objects, None) for c in ev.captions]
     ev.baseline_truth = [judge(c.split(), objects, None) for c in ev.baseline]
     ev.metrics["truth"] = {name: {"mention_precision": 0.5, "captions_true": 0.5, "objects_named": 1.0,
-                                  "count_precision": None, "relation_precision": None} for name in ("model", "nn_baseline")}
+                                  "count_precision": None, "relation_precision": 0.25, "n_mentions": 2,
+                                  "n_counts": 0, "n_relations": 4} for name in ("model", "nn_baseline")}
     ev.attention = np.zeros((2, 16, 20), np.float32)
     ev.attention[:, :3, 1] = 1.0  # every word looked at region 1
     boxes = np.zeros((2, 20, 4), np.float32)
@@ -115,6 +116,8 @@ def test_truth_marks_and_attention_figures(tmp_path: Path) -> None:
     page = (tmp_path / "reports" / "index.html").read_text(encoding="utf-8")
     assert '<span class="true">red</span>' in page and '<span class="false">star</span>' in page
     assert 'id="truth"' in page and "captions entirely true" in page
+    truth = page[page.index('id="truth"') :]
+    assert "no claim made" in truth and "0.250 <span" in truth and "of 4</span>" in truth  # a precision's claims
     figures = sorted((tmp_path / "reports" / "captioning").glob("*_attention.png"))
     assert len(figures) == 2 and page.count("_attention.png") == 4  # link + image per card
     assert Image.open(figures[0]).height > 40  # the picture with its caption strip

@@ -25,6 +25,9 @@ class CaptionerParams:
     # image: regions with region_geometry: the attention also sees each region's signed gaps to the box it
     # attended at the last step (left of / right of / above / below it), see dvsa.caption.model
     relative_geometry: bool = False
+    # image: regions with region_geometry: the attention also sees how much of each region (in box overlap) the
+    # caption has looked at already, so that "A and A" names a second A (coverage, see dvsa.caption.model)
+    coverage: bool = False
     drop_prob_lm: float = field(default=0.2, metadata={"min": 0.0, "max": 0.9})
     # standardize: features -> (x - mean) / std with the train split's statistics before the encoder; while
     # the CNN is finetuned the statistics follow it (moving average, this momentum per iteration)
@@ -81,6 +84,8 @@ class CaptionerParams:
             raise ParamsError("captioner.rnn_type: rnn (the multimodal RNN of eq. 13) needs captioner.image: whole")
         if self.relative_geometry and (self.image != "regions" or not self.region_geometry):
             raise ParamsError("captioner.relative_geometry: needs image: regions and region_geometry: true")
+        if self.coverage and (self.image != "regions" or not self.region_geometry):
+            raise ParamsError("captioner.coverage: needs image: regions and region_geometry: true")
         if self.self_critical_after >= 0:
             if self.sc_baseline == "mean" and self.train_sample_n < 2:
                 raise ParamsError("captioner.sc_baseline: mean (the other samples' reward) needs train_sample_n >= 2")

@@ -25,6 +25,11 @@ encoded v_i = ReLU(W_e x_i + b_e) (the paper's eq. (1) with a ReLU, as neuraltal
   named A, the LSTM can ask for a region right of it, and knows on which side of A what it attends lies.
   Absolute boxes alone (the geometry in x_i) make "right of A" a comparison of two regions' features that
   additive attention cannot form.
+- ``coverage`` (image: regions, features with their geometry): the attention also sees how much of each
+  region the caption has looked at already (the coverage of Tu et al. 2016 and See et al. 2017, in box space):
+  s_ti = Σ_j C_tj IoU(b_j, b_i) with C_t = Σ_{t'<t} α_t', so that a region and the detections overlapping it
+  count as seen; z_ti = w_a . tanh(W_v v_i + W_h h_t [+ W_r r_ti] + w_s s_ti) and o_t = tanh(W_c [h_t; c_t;
+  ...; Σ_i α_ti s_ti]). "A and A" is then a choice between a second A and the one already named.
 """
 
 from __future__ import annotations
@@ -53,11 +58,13 @@ class DecodeState(NamedTuple):
     mask: Tensor | None = None  # (B, R) bool, real regions
     alpha: Tensor | None = None  # (B, R) attention of the last step
     feed: Tensor | None = None  # (B, H) o_{t-1}, the last attended output, fed back with the next word
-    boxes: Tensor | None = None  # (B, R, 4) the regions' boxes x0, y0, x1, y1 relative to the image (relative_geometry)
+    boxes: Tensor | None = None  # (B, R, 4) the boxes x0, y0, x1, y1 relative to the image (relative_geometry, coverage)
+    coverage: Tensor | None = None  # (B, R) C_t, the attention summed over the steps so far (coverage)
+    overlap: Tensor | None = None  # (B, R, R) IoU between the real regions' boxes (coverage)
 
     def select(self, index: Tensor) -> DecodeState:
         """The state of batch rows `index` (B',)."""
-        rows = (self.regions, self.keys, self.mask, self.alpha, self.feed, self.boxes)
+        rows = (self.regions, self.keys, self.mask, self.alpha, self.feed, self.boxes, self.coverage, self.overlap)
         return DecodeState(
             tuple(s.index_select(1, index) for s in self.rnn),
             *(None if x is None else x.index_select(0, index) for x in rows),
@@ -151,6 +158,7 @@ class Captioner(nn.Module):
         att_size: int = 256,
         drop_prob_lm: float = 0.5,
         relative_geometry: bool = False,
+        coverage: bool = False,
     ) -> None:
         super().__init__()
         if rnn_type not in ("lstm", "rnn"):
@@ -161,6 +169,8 @@ class Captioner(nn.Module):
             raise ValueError("image: regions needs rnn_type: lstm (the multimodal RNN of eq. 13 reads the whole image)")
         if relative_geometry and (image != "regions" or feat_dim < GEOMETRY_DIM):
             raise ValueError("relative_geometry needs image: regions and features followed by their geometry")
+        if coverage and (image != "regions" or feat_dim < GEOMETRY_DIM):
+            raise ValueError("coverage needs image: regions and features followed by their geometry")
         self.config: dict[str, Any] = dict(
             vocab_size=vocab_size,
             feat_dim=feat_dim,
@@ -172,9 +182,10 @@ class Captioner(nn.Module):
             att_size=att_size,
             drop_prob_lm=drop_prob_lm,
             relative_geometry=relative_geometry,
+            coverage=coverage,
         )
         self.vocab_size, self.image, self.rnn_type, self.num_layers = vocab_size, image, rnn_type, num_layers
-        self.relative_geometry = relative_geometry
+        self.relative_geometry, self.coverage = relative_geometry, coverage
         between = drop_prob_lm if num_layers > 1 else 0.0
         self.feat_norm = FeatureNorm(feat_dim)
         self.encoder = nn.Linear(feat_dim, input_encoding_size)  # W_e, b_e
@@ -199,7 +210,8 @@ class Captioner(nn.Module):
             self.att_score = nn.Linear(att_size, 1, bias=False)  # w_a
             gaps = len(RELATIVE_GAPS) if relative_geometry else 0
             self.att_relative = nn.Linear(gaps, att_size, bias=False) if relative_geometry else None  # W_r
-            self.att_out = nn.Linear(rnn_size + input_encoding_size + gaps, rnn_size)  # W_c
+            self.att_seen = nn.Linear(1, att_size, bias=False) if coverage else None  # w_s
+            self.att_out = nn.Linear(rnn_size + input_encoding_size + gaps + int(coverage), rnn_size)  # W_c
         self.embed = nn.Embedding(vocab_size + 1, input_encoding_size)  # W_w; row 0 = START
         self.drop = BatchDropout(drop_prob_lm)
         self.logit = nn.Linear(rnn_size, vocab_size + 1)  # W_o, b_o; output 0 = END
@@ -218,23 +230,30 @@ class Captioner(nn.Module):
 
     def boxes(self, feats: Tensor) -> Tensor | None:
         """The regions' boxes (B, R, 4) relative to the image, from the geometry that follows fc7 in feats
-        (B, R, D) (dvsa.features.region_geometry: x0, y0, x1, y1, area, score); None without relative_geometry."""
-        return feats[..., -GEOMETRY_DIM : -GEOMETRY_DIM + 4] if self.relative_geometry else None
+        (B, R, D) (dvsa.features.region_geometry: x0, y0, x1, y1, area, score); None when neither
+        relative_geometry nor coverage reads them."""
+        return feats[..., -GEOMETRY_DIM : -GEOMETRY_DIM + 4] if self.relative_geometry or self.coverage else None
 
     def attend(
-        self, h: Tensor, regions: Tensor, keys: Tensor, mask: Tensor, gaps: Tensor | None = None
+        self, h: Tensor, regions: Tensor, keys: Tensor, mask: Tensor, gaps: Tensor | None = None,
+        seen: Tensor | None = None,
     ) -> tuple[Tensor, Tensor]:
         """Attention of queries h (N, T, H) over regions (N, R, E) with keys (N, R, A), mask (N, R) and, with
-        relative_geometry, the gaps r (N, R, 4) of each region to the last focus: the attended outputs
-        tanh(W_c [h; c; Σ α r]) (N, T, H) and the weights α (N, T, R) (0 on padding)."""
+        relative_geometry, the gaps r (N, R, 4) of each region to the last focus, with coverage how much of
+        each region was seen s (N, R): the attended outputs tanh(W_c [h; c; Σ α r; Σ α s]) (N, T, H) and the
+        weights α (N, T, R) (0 on padding)."""
         pre = keys[:, None] + self.att_query(h)[:, :, None]  # (N, T, R, A)
         if gaps is not None and self.att_relative is not None:
             pre = pre + self.att_relative(gaps)[:, None]
+        if seen is not None and self.att_seen is not None:
+            pre = pre + self.att_seen(seen[..., None])[:, None]
         z = self.att_score(torch.tanh(pre))[..., 0]  # (N, T, R)
         alpha = z.masked_fill(~mask[:, None], float("-inf")).softmax(dim=-1)  # (N, T, R)
         context = [h, alpha @ regions]  # (N, T, H), (N, T, E)
         if gaps is not None:
             context.append(alpha @ gaps)  # (N, T, 4)
+        if seen is not None:
+            context.append(alpha @ seen[..., None])  # (N, T, 1)
         return torch.tanh(self.att_out(torch.cat(context, dim=-1))), alpha
 
     # ---- training -------------------------------------------------------------------------------------
@@ -299,8 +318,21 @@ class Captioner(nn.Module):
         """The attention LSTM's state after reading the image x_{-1} (N, E) at step 0."""
         n, h = image.shape[0], self.cells[0].hidden_size
         zeros = image.new_zeros(self.num_layers, n, h)
-        state = DecodeState((zeros, zeros), regions, keys, mask, None, image.new_zeros(n, h), boxes)
+        coverage = overlap = None
+        if self.coverage and boxes is not None:
+            coverage, overlap = mask.new_zeros(mask.shape, dtype=image.dtype), self._overlap(boxes, mask)
+        state = DecodeState((zeros, zeros), regions, keys, mask, None, image.new_zeros(n, h), boxes, coverage, overlap)
         return self._attend_step(image, state)[1]
+
+    @staticmethod
+    def _overlap(boxes: Tensor, mask: Tensor) -> Tensor:
+        """IoU (N, R, R) between the boxes (N, R, 4) of the real regions (mask (N, R)); 0 with padding."""
+        lo = torch.maximum(boxes[:, :, None, :2], boxes[:, None, :, :2])  # (N, R, R, 2)
+        hi = torch.minimum(boxes[:, :, None, 2:], boxes[:, None, :, 2:])
+        inter = (hi - lo).clamp_min(0).prod(-1)  # (N, R, R)
+        area = (boxes[..., 2:] - boxes[..., :2]).clamp_min(0).prod(-1)  # (N, R)
+        iou = inter / (area[:, :, None] + area[:, None, :] - inter).clamp_min(1e-9)
+        return iou * (mask[:, :, None] & mask[:, None, :])
 
     @staticmethod
     def _gaps(boxes: Tensor, alpha: Tensor | None) -> Tensor:
@@ -323,9 +355,15 @@ class Captioner(nn.Module):
             hs.append(h)
             cs.append(c)
             inp = self.between(h)
-        gaps = None if state.boxes is None else self._gaps(state.boxes, state.alpha)  # (N, R, 4)
-        out, alpha = self.attend(h[:, None], state.regions, state.keys, state.mask, gaps)  # (N, 1, H), (N, 1, R)
-        return out[:, 0], state._replace(rnn=(torch.stack(hs), torch.stack(cs)), alpha=alpha[:, 0], feed=out[:, 0])
+        gaps = None if state.boxes is None or not self.relative_geometry else self._gaps(state.boxes, state.alpha)
+        seen = None
+        if state.coverage is not None and state.overlap is not None:
+            seen = (state.coverage[:, None] @ state.overlap)[:, 0]  # (N, R): s_i = Σ_j C_j IoU(j, i)
+        out, alpha = self.attend(h[:, None], state.regions, state.keys, state.mask, gaps, seen)  # (N, 1, H), (N, 1, R)
+        coverage = None if state.coverage is None else state.coverage + alpha[:, 0]
+        return out[:, 0], state._replace(
+            rnn=(torch.stack(hs), torch.stack(cs)), alpha=alpha[:, 0], feed=out[:, 0], coverage=coverage
+        )
 
     def _first_rnn_step(self, x1: Tensor, bias: Tensor) -> Tensor:
         """Eq. (13) at t = 1 with h_0 = 0: the image bias b_v enters the first layer. (layers, N, H)."""

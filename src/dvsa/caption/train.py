@@ -114,6 +114,7 @@ def make_protos(
         att_size=params.att_size,
         drop_prob_lm=params.drop_prob_lm,
         relative_geometry=params.relative_geometry,
+        coverage=params.coverage,
     ).to(device)
     betas = (params.optim_alpha, params.optim_beta)
     lm_optim = torch.optim.Adam(lm.parameters(), lr=params.learning_rate, betas=betas, eps=params.optim_epsilon)

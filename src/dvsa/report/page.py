@@ -191,22 +191,32 @@ def _card(
     )
 
 
-TRUTH_ROWS = (
-    ("mention_precision", "colour+shape mentions that are true"),
-    ("captions_true", "captions entirely true"),
-    ("objects_named", "true objects named (by colour+shape)"),
-    ("count_precision", "counts that are true"),
-    ("relation_precision", "left/right/above/below relations that are true"),
+TRUTH_ROWS = (  # key, label, the key of how many claims the precision is over (None: every caption / object)
+    ("mention_precision", "colour+shape mentions that are true", "n_mentions"),
+    ("captions_true", "captions entirely true", None),
+    ("objects_named", "true objects named (by colour+shape)", None),
+    ("count_precision", "counts that are true", "n_counts"),
+    ("relation_precision", "left/right/above/below relations that are true", "n_relations"),
 )
+
+
+def _truth_cell(truth: dict[str, Any], key: str, claims: str | None) -> str:
+    """A precision with the number of claims it is over; "no claim made" where there is none."""
+    n = truth.get(claims) if claims else None
+    if n == 0:
+        return '<td class="unavailable">no claim made</td>'
+    if isinstance(n, int) and isinstance(truth[key], float):
+        return f'<td>{truth[key]:.3f} <span class="legend">of {n}</span></td>'
+    return _cell(truth[key], "no such claim")
 
 
 def _truth_table(m: dict[str, Any]) -> str:
     if "truth" not in m:
         return ""
+    model, baseline = m["truth"]["model"], m["truth"]["nn_baseline"]
     rows = "".join(
-        f"<tr><td>{html.escape(label)}</td>{_cell(m['truth']['model'][key], 'no such claim')}"
-        f"{_cell(m['truth']['nn_baseline'][key], 'no such claim')}</tr>"
-        for key, label in TRUTH_ROWS
+        f"<tr><td>{html.escape(label)}</td>{_truth_cell(model, key, n)}{_truth_cell(baseline, key, n)}</tr>"
+        for key, label, n in TRUTH_ROWS
     )
     return f"""<h2>Truth of the captions</h2>
 <p class="legend">Judged against the image's objects by the world's grammar: <span class="true">true mentions</span>,

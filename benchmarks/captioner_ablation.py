@@ -13,7 +13,6 @@ reads them (the kept weights are those of the best val CIDEr).
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import tempfile
 import time
@@ -32,6 +31,7 @@ from dvsa.caption.train import train_captioner
 from dvsa.data.dataset import load_dataset
 from dvsa.data.labels import read_labels
 from dvsa.features import CachedFeatures, without_skipped
+from dvsa.hashing import file_digest
 from dvsa.metrics.cider_d import document_frequencies_for
 from dvsa.params import load_params
 from dvsa.regions.store import RegionStore
@@ -73,22 +73,12 @@ def run(name: str, seed: int, overrides: list[str]) -> dict[str, Any]:
         model, _, ckpt = load_captioner(Path(tmp) / "captioner.pt")
         ev = evaluate_captions(model, labels, store, dataset, evaluate, CachedFeatures(store, params.region_geometry),
                                progress=False)
-    record = {"name": name, "seed": seed, "overrides": changes, "regions_md5": _md5(REGIONS), "train_seconds": seconds,
-              "best_iteration": summary["iteration"], "val": summary["val"], **ev.metrics,
+    record = {"name": name, "seed": seed, "overrides": changes, "regions_sha256": file_digest(REGIONS),
+              "train_seconds": seconds, "best_iteration": summary["iteration"], "val": summary["val"], **ev.metrics,
               "captions": dict(zip(map(str, ev.image_ids), ev.captions))}
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / f"{name}-{seed}.json").write_text(json.dumps(record, indent=1))
     return record
-
-
-def _md5(path: str) -> str:
-    """The file's md5, as dvc.lock records it: which regions.h5 a record was trained on (another machine's
-    region CNN gives other bits, hence other regions)."""
-    h = hashlib.md5()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _value(text: str) -> Any:

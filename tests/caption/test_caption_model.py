@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from dvsa.caption.model import Captioner, expand, language_model_criterion
+from dvsa.caption.model import Captioner, DecodeState, expand, language_model_criterion
 
 V, D, R = 7, 12, 5
 MODES = [("regions", "lstm"), ("whole", "lstm"), ("whole", "rnn")]
@@ -165,16 +165,24 @@ def relative_model() -> tuple[Captioner, torch.Tensor, torch.Tensor]:
     return m, feats, mask
 
 
+def decode_step_by_step(
+    m: Captioner, feats: torch.Tensor, mask: torch.Tensor, labels: torch.Tensor
+) -> tuple[torch.Tensor, DecodeState]:
+    """The log-probabilities (B, L + 1, V + 1) of feeding `labels` one step at a time, each state passed
+    through `select` as beam search does, and the last state."""
+    logprobs, state = m.start(feats, mask)
+    steps = [logprobs]
+    for t in range(labels.shape[1]):
+        logprobs, state = m.step(labels[:, t], state.select(torch.arange(len(labels))))
+        steps.append(logprobs)
+    return torch.stack(steps, dim=1), state
+
+
 def test_relative_geometry_decodes_as_it_trains_and_follows_the_focus() -> None:
     m, feats, mask = relative_model()
     labels = torch.randint(1, V + 1, (2, 4))
     full, alpha = m.forward_with_attention(feats, mask, labels, seq_per_img=1)
-    logprobs, state = m.start(feats, mask)
-    steps = [logprobs]
-    for t in range(4):
-        logprobs, state = m.step(labels[:, t], state.select(torch.tensor([0, 1])))
-        steps.append(logprobs)
-    assert torch.allclose(full, torch.stack(steps, dim=1), atol=1e-5)
+    assert torch.allclose(full, decode_step_by_step(m, feats, mask, labels)[0], atol=1e-5)
     moved = feats.clone()
     moved[0, 1, -6:-2] = torch.tensor([0.0, 0.0, 0.05, 0.05])  # region 1's box only, as the gaps read it
     plain = Captioner(V, D, rnn_size=10, input_encoding_size=8, att_size=6).eval()
@@ -218,12 +226,8 @@ def test_coverage_sums_the_attention_and_decodes_as_it_trains() -> None:
     _, feats, mask = relative_model()
     labels = torch.randint(1, V + 1, (2, 4))
     full, alpha = m.forward_with_attention(feats, mask, labels, seq_per_img=1)
-    logprobs, state = m.start(feats, mask)
-    steps = [logprobs]
-    for t in range(4):
-        logprobs, state = m.step(labels[:, t], state.select(torch.tensor([0, 1])))
-        steps.append(logprobs)
-    assert torch.allclose(full, torch.stack(steps, dim=1), atol=1e-5)
+    steps, state = decode_step_by_step(m, feats, mask, labels)
+    assert torch.allclose(full, steps, atol=1e-5)
     assert alpha is not None and state.coverage is not None
     # C = the attention of every step so far: the image step and START + the 4 words (alpha holds the last 5)
     first = m._initial_state(*m.encode(feats, mask), mask, m.boxes(feats)).alpha

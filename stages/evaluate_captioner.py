@@ -8,7 +8,7 @@ Writes data/eval/captions.json ([{image_id, caption}]), data/eval/captions_coco.
 results format, for pycocotools' loadRes), data/eval/captions_per_image.csv (per-image scores),
 metrics/captioning.json (test CIDEr, BLEU-4, captions entirely true: the DVC metric),
 metrics/details/captioning.json (the whole record: METEOR, ROUGE_L, perplexity, the baseline, every truth
-figure), reports/index.html (its images orderable by per-image CIDEr, worst first) and reports/captioning/
+figure, and the truth of the captions asked for a count or a relation), reports/index.html (its images orderable by per-image CIDEr, worst first) and reports/captioning/
 (thumbnails); links the figures of reports/alignment/ when that stage made them.
 """
 
@@ -77,6 +77,9 @@ def _print_table(m: dict) -> None:
     rows = [(k, v, m["nn_baseline"].get(k), m["margin"].get(k)) for k, v in m["model"].items()]
     if "truth" in m:
         rows += [(f"truth: {k}", v, m["truth"]["nn_baseline"][k], None) for k, v in m["truth"]["model"].items()]
+    for kind, summary in m.get("truth_asked", {}).items():
+        rows += [(f"asked for a {kind}: {k}", summary[k], None, None)
+                 for k in (f"{kind}_precision", f"n_{kind}s", "captions_true")]
     for metric, *values in rows:
         cells = [f"{v:8.3f}" if isinstance(v, float) else f"{str('' if v is None else v):>8s}" for v in values]
         print(f"{metric:28s} {' '.join(cells)}")

@@ -5,7 +5,7 @@ import itertools
 import pytest
 import torch
 
-from dvsa.caption.beam import beam_search, decode_batch, greedy, sample
+from dvsa.caption.beam import beam_search, constrained_beam_search, decode_batch, greedy, sample
 from dvsa.caption.model import Captioner
 
 D, R = 12, 4
@@ -99,6 +99,61 @@ def test_wide_beam_finds_the_most_likely_caption() -> None:
             if all(s[t] == 0 for t in range(cap) if 0 in s[:t])  # only zeros after the END
         )
         assert float(scores[b]) == pytest.approx(best, abs=1e-4)
+
+
+def all_sequences(vocab: int, cap: int) -> list[tuple[int, ...]]:
+    """Every sequence of at most `cap` tokens: words 1..vocab, zeros after an END."""
+    return [
+        s for s in itertools.product(range(vocab + 1), repeat=cap) if all(s[t] == 0 for t in range(cap) if 0 in s[:t])
+    ]
+
+
+@pytest.mark.parametrize("required", [[2], [1, 3]])
+def test_wide_constrained_beam_finds_the_most_likely_caption_with_a_required_word(required: list[int]) -> None:
+    """Brute force over every sequence: the result holds a required word and no sequence that holds one is
+    more likely; here the unconstrained best often has none, so a search that ignores the constraint fails."""
+    vocab, cap = 3, 3
+    m = model(vocab=vocab, seed=3)
+    feats, mask = images(6)
+    out, scores = constrained_beam_search(m, feats, mask, 16, cap, torch.tensor(required))
+    free, _ = beam_search(m, feats, mask, 16, cap)
+    assert any(not set(row) & set(required) for row in free.seqs.tolist())  # the constraint binds somewhere
+    for b in range(6):
+        assert set(out.seqs[b].tolist()) & set(required)
+        allowed = [s for s in all_sequences(vocab, cap) if set(s) & set(required)]
+        logp = seq_logprob(m, feats[b : b + 1].expand(len(allowed), -1, -1), mask[b : b + 1].expand(len(allowed), -1),
+                           torch.tensor(allowed))
+        assert float(scores[b]) == pytest.approx(float(logp.max()), abs=1e-4)
+        assert float(seq_logprob(m, feats[b : b + 1], mask[b : b + 1], out.seqs[b : b + 1])[0]) == pytest.approx(
+            float(scores[b]), abs=1e-4)
+
+
+def test_constrained_beam_is_batched_exactly_and_keeps_the_attention_of_its_caption() -> None:
+    m = model()
+    feats, mask = images(6)
+    required = torch.tensor([4])
+    out, scores = constrained_beam_search(m, feats, mask, 3, 7, required)
+    for i in range(6):
+        one, score = constrained_beam_search(m, feats[i : i + 1], mask[i : i + 1], 3, 7, required)
+        assert torch.equal(one.seqs[0], out.seqs[i])
+        assert torch.allclose(score[0], scores[i], atol=1e-5)
+    assert all(4 in row for row in out.seqs.tolist())
+    with torch.no_grad():
+        _, alpha = m.forward_with_attention(feats, mask, out.seqs, 1)  # (B, T + 1, R)
+    words = out.seqs > 0
+    assert out.attention is not None and alpha is not None
+    assert torch.allclose(out.attention[words], alpha[:, :-1][words], atol=1e-5)
+    assert torch.all(out.attention[~words] == 0)
+
+
+def test_constrained_beam_rejects_no_words_and_ids_outside_the_vocabulary() -> None:
+    m = model(vocab=5)
+    feats, mask = images(2)
+    with pytest.raises(ValueError, match="at least one required word"):
+        constrained_beam_search(m, feats, mask, 2, 5, torch.tensor([], dtype=torch.long))
+    for bad in (0, 6):
+        with pytest.raises(ValueError, match="word ids 1..5"):
+            constrained_beam_search(m, feats, mask, 2, 5, torch.tensor([bad]))
 
 
 def test_length_cap_and_zeros_after_end() -> None:

@@ -118,6 +118,13 @@ def test_truth_marks_and_attention_figures(tmp_path: Path) -> None:
     assert 'id="truth"' in page and "captions entirely true" in page
     truth = page[page.index('id="truth"') :]
     assert "no claim made" in truth and "0.250 <span" in truth and "of 4</span>" in truth  # a precision's claims
+    assert 'id="asked"' not in page  # nothing asked: no table
+    ev.metrics["truth_asked"] = {"relation": {**ev.metrics["truth"]["model"], "relation_precision": 0.375,
+                                              "n_relations": 8, "captions_true": 0.125}}
+    write_report(tmp_path / "reports" / "index.html", ev, data, 2, None, boxes)
+    asked = (tmp_path / "reports" / "index.html").read_text(encoding="utf-8").split('id="asked"')[1]
+    assert "asked for a relation" in asked and "0.375 <span" in asked and "of 8" in asked and "0.125" in asked
+    assert "asked for a count" not in asked
     figures = sorted((tmp_path / "reports" / "captioning").glob("*_attention.png"))
     assert len(figures) == 2 and page.count("_attention.png") == 4  # link + image per card
     assert Image.open(figures[0]).height > 40  # the picture with its caption strip

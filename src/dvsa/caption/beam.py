@@ -140,6 +140,73 @@ def beam_search(
     return Decoded(out, attention), scores[:, 0]
 
 
+@torch.no_grad()
+def constrained_beam_search(
+    model: Captioner, feats: Tensor, mask: Tensor, beam_size: int, max_length: int, required: Tensor
+) -> tuple[Decoded, Tensor]:
+    """Beam search for the most likely caption that contains a word of `required` (M,) word ids: constrained
+    beam search (Anderson et al., EMNLP 2017) with a two-state automaton, `beam_size` beams that have not
+    emitted such a word yet and `beam_size` that have; END is only allowed in the second state, and the best
+    beam of the second state is returned (at the length cap, the best that reached it).
+
+    feats (B, R, D), mask (B, R) -> sequences (B, max_length) with their attention, and log-probabilities (B,).
+    How a captioner says what it was not going to say: asked for a relation or a count, which one does it state?
+    """
+    if required.numel() == 0:
+        raise ValueError("constrained beam search needs at least one required word")
+    b, r = feats.shape[:2]
+    k, kk = beam_size, 2 * beam_size
+    logprobs, state = model.start(feats, mask)  # (B, V + 1)
+    n_words = logprobs.shape[1]
+    if int(required.min()) < 1 or int(required.max()) >= n_words:
+        raise ValueError(f"required words must be word ids 1..{n_words - 1}")
+    is_required = torch.zeros(n_words, dtype=torch.bool, device=feats.device)
+    is_required[required.to(feats.device)] = True
+    neg = torch.tensor(float("-inf"), device=feats.device)
+    state = state.select(torch.arange(b, device=feats.device).repeat_interleave(kk))
+    logprobs = logprobs[:, None].expand(b, kk, n_words)  # (B, 2K, V + 1): one live beam of each image so far
+    scores = torch.full((b, kk), float("-inf"), device=feats.device)
+    scores[:, 0] = 0.0
+    satisfied = torch.zeros(b, kk, dtype=torch.bool, device=feats.device)  # (B, 2K): has emitted a required word
+    second_state = (torch.arange(kk, device=feats.device) >= k).expand(b, kk)  # after a step: beams K.. satisfied
+    not_end = torch.arange(n_words, device=feats.device) > 0  # (V + 1,)
+    done = torch.zeros(b, kk, dtype=torch.bool, device=feats.device)
+    seqs = feats.new_zeros(b, kk, 0, dtype=torch.long)  # (B, 2K, t)
+    att = feats.new_zeros(b, kk, 0, r) if state.alpha is not None else None  # (B, 2K, t, R)
+    finished_row = torch.full((n_words,), float("-inf"), device=feats.device)
+    finished_row[0] = 0.0
+    for t in range(max_length):
+        logprobs = torch.where(satisfied[:, :, None] | not_end, logprobs, neg)  # END only once satisfied
+        logprobs = torch.where(done[:, :, None], finished_row, logprobs)  # (B, 2K, V + 1)
+        candidates = scores[:, :, None] + logprobs  # (B, 2K, V + 1)
+        reaches = (satisfied[:, :, None] | is_required).view(b, -1)  # (B, 2K (V + 1)): the state after the word
+        flat = candidates.view(b, -1)
+        first, first_ix = torch.where(reaches, neg, flat).topk(k, dim=1)  # (B, K) still unsatisfied
+        second, second_ix = torch.where(reaches, flat, neg).topk(k, dim=1)  # (B, K) satisfied
+        scores, index = torch.cat([first, second], dim=1), torch.cat([first_ix, second_ix], dim=1)  # (B, 2K)
+        parent, word = index // n_words, index % n_words  # (B, 2K)
+        seqs = torch.cat([seqs.gather(1, parent[:, :, None].expand(-1, -1, seqs.shape[2])), word[:, :, None]], dim=2)
+        if att is not None and state.alpha is not None:
+            step_att = state.alpha.view(b, kk, 1, r).gather(1, parent[:, :, None, None].expand(-1, -1, 1, r))
+            att = torch.cat([att.gather(1, parent[:, :, None, None].expand(-1, -1, att.shape[2], r)), step_att], dim=2)
+        done = done.gather(1, parent) | (word == 0)
+        satisfied = second_state
+        # exact stop: every satisfied beam has ended and no unsatisfied one can still beat the best of them
+        if t == max_length - 1 or bool((done[:, k:].all(dim=1) & (scores[:, :k].max(dim=1).values <= scores[:, k])).all()):
+            break
+        state = state.select((parent + torch.arange(b, device=feats.device)[:, None] * kk).view(-1))
+        logprobs, state = model.step(seqs[:, :, -1].reshape(-1), state)
+        logprobs = logprobs.view(b, kk, n_words)
+    out = _zero_after_end(seqs[:, k])  # (B, t): the best satisfied beam (topk keeps them sorted)
+    out = torch.cat([out, out.new_zeros(b, max_length - out.shape[1])], dim=1)
+    attention = None
+    if att is not None:
+        attention = feats.new_zeros(b, max_length, r)
+        attention[:, : att.shape[2]] = att[:, k]
+        attention = attention.masked_fill((out == 0)[:, :, None], 0.0)
+    return Decoded(out, attention), scores[:, k]
+
+
 def _zero_after_end(seq: Tensor) -> Tensor:
     """Zero every position after the first 0 (END). (B, T) -> (B, T)."""
     ended = (seq == 0).int().cumsum(dim=1) > 0
@@ -155,8 +222,14 @@ def decode_batch(
     beam_size: int = 3,
     temperature: float = 1.0,
     generator: torch.Generator | None = None,
+    required: Tensor | None = None,
 ) -> Decoded:
-    """Dispatch on `method` (beam, greedy, sample). feats (B, R, D), mask (B, R) -> (B, max_length)."""
+    """Dispatch on `method` (beam, greedy, sample). feats (B, R, D), mask (B, R) -> (B, max_length). With
+    `required` word ids, the caption must hold one of them (beam only: constrained beam search)."""
+    if required is not None:
+        if method != "beam":
+            raise ValueError(f"required words need method beam (constrained beam search), not {method!r}")
+        return constrained_beam_search(model, feats, mask, beam_size, max_length, required)[0]
     if method == "beam":
         return beam_search(model, feats, mask, beam_size, max_length)[0]
     if method == "greedy":

@@ -4,7 +4,7 @@ perplexity of the split's captions), used twice:
 - ``evaluate_captions``, the evaluate_captioner stage's: the model's captions, the nearest-neighbour
   baseline's, the COCO metrics of both against the dataset's raw reference sentences, the per-metric margin,
   the test perplexity and, on data with true objects (the shapes world), the truth of both systems' captions
-  (dvsa.metrics.truth);
+  (dvsa.metrics.truth) and of the model's captions when asked for a count or a relation (``ask``);
 - ``validate``, the trainer's validation: the val loss, the CIDEr / BLEU-4 of greedy captions against the
   vocabulary's references (fast path: no Java) and the first predictions, as neuraltalk2's val_predictions.
 """
@@ -12,7 +12,7 @@ perplexity of the split's captions), used twice:
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -27,7 +27,7 @@ from dvsa.features import FeatureSource, check_feature_dim, check_rows
 from dvsa.metrics.baselines import nearest_neighbour_captions
 from dvsa.metrics.coco import METRICS, coco_scores, score_systems
 from dvsa.metrics.repetition import repetition_share
-from dvsa.metrics.truth import Judgement, TruthMeter
+from dvsa.metrics.truth import CLAIM_WORDS, Judgement, TruthMeter
 from dvsa.regions.store import RegionStore
 
 
@@ -42,6 +42,7 @@ class CaptionEvaluation:
     attention: np.ndarray | None = None  # (N, T, R) attention of the step that emitted each word of `captions`
     truth: list[Judgement] | None = None  # of `captions`, on data with true objects
     baseline_truth: list[Judgement] | None = None  # of `baseline`
+    asked: dict[str, list[str]] = field(default_factory=dict)  # claim kind -> the captions asked for one (`ask`)
 
 
 def check_compatible(
@@ -180,6 +181,7 @@ def evaluate_captions(
         },
     }
     truth = baseline_truth = None
+    asked: dict[str, tuple[list[str], dict[str, Any]]] = {}
     images = [dataset["images"][int(i)] for i in rows]
     if all("objects" in im for im in images):
         meters = {"model": TruthMeter(), "nn_baseline": TruthMeter()}
@@ -188,6 +190,8 @@ def evaluate_captions(
             meters["nn_baseline"].add(tokenize(c), im["objects"], im.get("background")) for c, im in zip(baseline, images)
         ]
         metrics["truth"] = {name: m.summary() for name, m in meters.items()}
+        asked = ask(model, source, labels, rows, images, params)
+        metrics["truth_asked"] = {kind: summary for kind, (_, summary) in asked.items()}
     return CaptionEvaluation(
         rows=rows,
         image_ids=[labels.images[int(i)]["id"] for i in rows],
@@ -198,4 +202,33 @@ def evaluate_captions(
         attention=out.attention,
         truth=truth,
         baseline_truth=baseline_truth,
+        asked={kind: captions for kind, (captions, _) in asked.items()},
     )
+
+
+def ask(
+    model: Captioner,
+    source: FeatureSource,
+    labels: Labels,
+    rows: np.ndarray,
+    images: list[dict[str, Any]],
+    params: EvaluateCaptioningParams,
+) -> dict[str, tuple[list[str], dict[str, Any]]]:
+    """What the captioner says when asked for a count or a relation: each image's most likely caption that
+    holds a word of that kind (dvsa.metrics.truth.CLAIM_WORDS; constrained beam search, params.beam_size beams
+    per state), judged like the captions. A captioner that never states a relation unasked still shows here
+    whether it knows one: {kind: (captions, truth summary)}, the kinds whose words the vocabulary has."""
+    index = {w: i for i, w in labels.ix_to_word.items()}
+    out = {}
+    for kind, words in CLAIM_WORDS.items():
+        required = [index[w] for w in words if w in index]
+        if not required:
+            continue
+        decoded = caption_rows(model, source, rows, method="beam", max_length=params.max_length,
+                               beam_size=params.beam_size, batch_size=params.batch_size, required=required)
+        captions = [decode(s, labels.ix_to_word) for s in decoded.seqs]
+        meter = TruthMeter()
+        for c, im in zip(captions, images):
+            meter.add(tokenize(c), im["objects"], im.get("background"))
+        out[kind] = (captions, meter.summary())
+    return out

@@ -37,20 +37,23 @@ def caption_rows(
     batch_size: int = 50,
     seed: int = 0,
     progress: bool = False,
+    required: Sequence[int] | None = None,
 ) -> Captions:
-    """Word sequences for rows `rows` of the dataset, decoded from their region features."""
+    """Word sequences for rows `rows` of the dataset, decoded from their region features; with `required`
+    word ids, each caption holds one of them (dvsa.caption.beam.constrained_beam_search)."""
     model.eval()
     device = model_device(model)
     rows = np.asarray(rows, dtype=np.int64)
     seqs = np.zeros((len(rows), max_length), dtype=np.int64)
     attention = None
     generator = torch.Generator(device=device).manual_seed(seed)
+    must = None if required is None else torch.tensor(list(required), dtype=torch.long, device=device)
     starts = range(0, len(rows), batch_size)
     for s in tqdm(starts, desc=f"caption ({method})", unit="batch", disable=not progress):
         with torch.no_grad():
             feats, mask = source(rows[s : s + batch_size])  # (B, R, D), (B, R)
         feats, mask = feats.to(device), mask.to(device)
-        out = decode_batch(model, feats, mask, method, max_length, beam_size, temperature, generator)
+        out = decode_batch(model, feats, mask, method, max_length, beam_size, temperature, generator, must)
         seqs[s : s + len(feats)] = out.seqs.cpu().numpy()
         if out.attention is not None:
             if attention is None:

@@ -54,6 +54,12 @@ RELATIONS: tuple[tuple[tuple[str, ...], str], ...] = (
     (("smaller", "than"), "smaller"),
 )
 SPATIAL = ("left", "right", "above", "below")
+# the words without which a caption makes no claim of the kind: what a captioner is asked to say
+# (dvsa.caption.evaluation decodes each test image's most likely caption that holds one of them)
+CLAIM_WORDS: dict[str, tuple[str, ...]] = {
+    "count": ("one", "single", "two", "three", "four", "five", "six"),
+    "relation": ("left", "right", "above", "over", "below", "under", "beneath"),
+}
 
 
 @dataclass

@@ -226,6 +226,31 @@ def _truth_table(m: dict[str, Any]) -> str:
 </table>"""
 
 
+ASKED_ROWS = (  # claim kind, label, its precision and claims keys in the truth summary
+    ("count", "asked for a count: counts that are true", "count_precision", "n_counts"),
+    ("relation", "asked for a relation: relations that are true", "relation_precision", "n_relations"),
+)
+
+
+def _asked_table(m: dict[str, Any]) -> str:
+    """The truth of the captions asked for a count or a relation (dvsa.caption.evaluation.ask)."""
+    asked = m.get("truth_asked")
+    if not asked:
+        return ""
+    rows = "".join(
+        f"<tr><td>{html.escape(label)}</td>{_truth_cell(asked[kind], key, n)}"
+        f"{_cell(asked[kind]['captions_true'])}</tr>"
+        for kind, label, key, n in ASKED_ROWS
+        if kind in asked
+    )
+    return f"""<p class="legend">Asked: each image's most likely caption that holds a count word or a relation
+word (constrained beam search), judged alike. It says whether the captioner knows what it does not say unasked;
+captions_per_image.csv has them.</p>
+<table id="asked"><tr><th>measure</th><th>model</th><th>captions entirely true</th></tr>
+{rows}
+</table>"""
+
+
 def _cell(value: Any, reason: str = "") -> str:
     if isinstance(value, float):
         return f"<td>{value:.3f}</td>"
@@ -272,6 +297,7 @@ Test perplexity {m['model']['perplexity']:.3f}.</p>
 {chr(10).join(rows)}
 </table>
 {_truth_table(m)}
+{_asked_table(m)}
 <h2>Images ({len(cards)} of {m['n_images']})</h2>
 {_order_control(len(cards)) if sortable else ''}
 <div class="grid">

@@ -2,7 +2,8 @@
 
 One row per evaluated image: image id, file, the model's and the baseline's captions, per-image BLEU-4 and
 CIDEr of the model's caption (pycocoevalcap's per-image scores, same tokenization as ``coco.py``), and
-whether the caption is true of the image where the data has true objects.
+whether the caption is true of the image where the data has true objects, with the captions asked for a count
+and for a relation (``asked_count``, ``asked_relation``).
 """
 
 from __future__ import annotations
@@ -48,4 +49,6 @@ def caption_table(ev: CaptionEvaluation, dataset: dict[str, Any]) -> pd.DataFram
     )
     if ev.truth is not None:
         table["true"] = [j.true for j in ev.truth]
+    for kind, captions in ev.asked.items():
+        table[f"asked_{kind}"] = captions
     return table

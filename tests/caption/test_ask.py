@@ -63,3 +63,35 @@ def test_a_kind_without_words_in_the_vocabulary_is_not_asked() -> None:
     out = ask(captioner(len(words)), source, labels(words, 4), np.arange(4), IMAGES[:4],
               EvaluateCaptioningParams(max_length=5, beam_size=2))
     assert set(out) == {"count"}
+
+
+class LeftLover(torch.nn.Module):
+    """log p of every word but 'left' at -2, of 'left' at -0.1: prefers whatever says left."""
+
+    def __init__(self, vocab: int, left: int) -> None:
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.zeros(1))
+        self.vocab, self.left = vocab, left
+
+    def forward(self, feats: torch.Tensor, mask: torch.Tensor, seqs: torch.Tensor, seq_per_img: int) -> torch.Tensor:
+        lp = torch.full((len(seqs), seqs.shape[1] + 1, self.vocab + 1), -2.0)
+        lp[:, :, self.left] = -0.1
+        return lp
+
+
+def test_direction_pairs_score_references_against_their_direction_flipped() -> None:
+    from dvsa.caption.evaluation import direction_pairs
+
+    words = (*WORDS, "right", "the", "is")
+    lab = labels(words, 3)
+    left = words.index("left") + 1
+    image = dict(IMAGES[0])  # red circle left of blue square
+    says_left = {**image, "sentences": [{"raw": "A red circle is left of a blue square."}]}
+    says_right = {**image, "sentences": [{"raw": "A blue square is right of the red circle."}]}
+    like = {"objects": [dict(image["objects"][0]), {**image["objects"][0], "box": [20, 0, 30, 10]}],  # two red circles
+            "sentences": [{"raw": "A red circle is left of a red circle."}]}  # its flip is true too: no pair
+    out = direction_pairs(LeftLover(len(words), left), source, lab, np.arange(3), [says_left, says_right, like])  # type: ignore[arg-type]
+    assert out == {"preferred": 0.5, "n_pairs": 2}
+    out = direction_pairs(LeftLover(len(words), left), source, lab, np.arange(3), [says_left, says_left, like])  # type: ignore[arg-type]
+    assert out == {"preferred": 1.0, "n_pairs": 2}
+    assert direction_pairs(LeftLover(len(words), left), source, lab, np.arange(1), [like]) == {"preferred": None, "n_pairs": 0}  # type: ignore[arg-type]

@@ -4,7 +4,8 @@ perplexity of the split's captions), used twice:
 - ``evaluate_captions``, the evaluate_captioner stage's: the model's captions, the nearest-neighbour
   baseline's, the COCO metrics of both against the dataset's raw reference sentences, the per-metric margin,
   the test perplexity and, on data with true objects (the shapes world), the truth of both systems' captions
-  (dvsa.metrics.truth) and of the model's captions when asked for a count or a relation (``ask``);
+  (dvsa.metrics.truth), of the model's captions when asked for a count or a relation (``ask``), and whether the
+  model tells a relation reference from its direction flipped (``direction_pairs``);
 - ``validate``, the trainer's validation: the val loss, the CIDEr / BLEU-4 of greedy captions against the
   vocabulary's references (fast path: no Java) and the first predictions, as neuraltalk2's val_predictions.
 """
@@ -16,10 +17,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import torch
 
 from dvsa.caption.config import EvaluateCaptioningParams
 from dvsa.caption.generate import caption_rows, perplexity
-from dvsa.caption.model import Captioner
+from dvsa.caption.model import Captioner, sequence_logprob
 from dvsa.data.labels import Labels
 from dvsa.data.vocab import decode, tokenize
 from dvsa.errors import InputError
@@ -27,7 +29,7 @@ from dvsa.features import FeatureSource, check_feature_dim, check_rows
 from dvsa.metrics.baselines import nearest_neighbour_captions
 from dvsa.metrics.coco import METRICS, coco_scores, score_systems
 from dvsa.metrics.repetition import repetition_share
-from dvsa.metrics.truth import CLAIM_WORDS, Judgement, TruthMeter
+from dvsa.metrics.truth import CLAIM_WORDS, FLIPPED, Judgement, TruthMeter, judge
 from dvsa.regions.store import RegionStore
 
 
@@ -192,6 +194,7 @@ def evaluate_captions(
         metrics["truth"] = {name: m.summary() for name, m in meters.items()}
         asked = ask(model, source, labels, rows, images, params)
         metrics["truth_asked"] = {kind: summary for kind, (_, summary) in asked.items()}
+        metrics["direction_pairs"] = direction_pairs(model, source, labels, rows, images, params.batch_size)
     return CaptionEvaluation(
         rows=rows,
         image_ids=[labels.images[int(i)]["id"] for i in rows],
@@ -232,3 +235,47 @@ def ask(
             meter.add(tokenize(c), im["objects"], im.get("background"))
         out[kind] = (captions, meter.summary())
     return out
+
+
+def direction_pairs(
+    model: Captioner,
+    source: FeatureSource,
+    labels: Labels,
+    rows: np.ndarray,
+    images: list[dict[str, Any]],
+    batch_size: int = 50,
+) -> dict[str, float | int | None]:
+    """Minimal pairs of direction: each reference sentence of `rows` with one relation word, true of its image,
+    against the same sentence with that word flipped (dvsa.metrics.truth.FLIPPED: left <-> right, above <->
+    below, ...) where the flipped one is false; `preferred` is the share of pairs whose reference the model
+    finds more likely (teacher forced, words and END). 0.5 is a model that knows no direction; it needs no
+    decoding, so it measures what the captioner knows of directions even where it never states one."""
+    index = {w: i for i, w in labels.ix_to_word.items()}
+    pairs: list[tuple[int, list[int], list[int]]] = []  # (position in rows, reference ids, flipped ids)
+    for k, im in enumerate(images):
+        for sentence in im.get("sentences", []):
+            tokens = tokenize(sentence["raw"])
+            at = [t for t, w in enumerate(tokens) if w in FLIPPED]
+            if len(at) != 1 or any(w not in index for w in tokens) or FLIPPED[tokens[at[0]]] not in index:
+                continue
+            flipped = [*tokens[: at[0]], FLIPPED[tokens[at[0]]], *tokens[at[0] + 1 :]]
+            background = im.get("background")
+            if judge(tokens, im["objects"], background).true and not judge(flipped, im["objects"], background).true:
+                pairs.append((k, [index[w] for w in tokens], [index[w] for w in flipped]))
+    if not pairs:
+        return {"preferred": None, "n_pairs": 0}
+    model.eval()
+    device = next(model.parameters()).device
+    wins = 0
+    for s in range(0, len(pairs), batch_size):
+        chunk = pairs[s : s + batch_size]
+        feats, mask = source(rows[[k for k, _, _ in chunk]])  # (b, R, D), (b, R)
+        width = max(len(ids) for _, ids, _ in chunk) + 1  # every row ends in END
+        seqs = torch.zeros(2 * len(chunk), width, dtype=torch.long)  # (2b, L): references, then flipped
+        for j, (_, ref, flip) in enumerate(chunk):
+            seqs[j, : len(ref)], seqs[len(chunk) + j, : len(flip)] = torch.tensor(ref), torch.tensor(flip)
+        feats, mask, seqs = torch.cat([feats, feats]).to(device), torch.cat([mask, mask]).to(device), seqs.to(device)
+        with torch.no_grad():
+            logp = sequence_logprob(model(feats, mask, seqs, seq_per_img=1), seqs)  # (2b,)
+        wins += int((logp[: len(chunk)] > logp[len(chunk) :]).sum())
+    return {"preferred": wins / len(pairs), "n_pairs": len(pairs)}

@@ -54,6 +54,9 @@ RELATIONS: tuple[tuple[tuple[str, ...], str], ...] = (
     (("smaller", "than"), "smaller"),
 )
 SPATIAL = ("left", "right", "above", "below")
+# a relation word -> the one of the opposite direction: a reference with its direction flipped
+FLIPPED = {"left": "right", "right": "left", "above": "below", "below": "above", "over": "under", "under": "over",
+           "beneath": "above"}
 # the words without which a caption makes no claim of the kind: what a captioner is asked to say
 # (dvsa.caption.evaluation decodes each test image's most likely caption that holds one of them)
 CLAIM_WORDS: dict[str, tuple[str, ...]] = {

@@ -243,9 +243,14 @@ def _asked_table(m: dict[str, Any]) -> str:
         for kind, label, key, n in ASKED_ROWS
         if kind in asked
     )
+    pairs = m.get("direction_pairs")
+    if pairs:
+        rows += (f"<tr><td>relation references preferred to their direction flipped (chance 0.5)</td>"
+                 f"{_truth_cell(pairs, 'preferred', 'n_pairs')}<td></td></tr>")
     return f"""<p class="legend">Asked: each image's most likely caption that holds a count word or a relation
-word (constrained beam search), judged alike. It says whether the captioner knows what it does not say unasked;
-captions_per_image.csv has them.</p>
+word (constrained beam search), judged alike; and each true relation reference against the same sentence with its
+direction flipped (teacher forced, no decoding). They say whether the captioner knows what it does not say
+unasked; captions_per_image.csv has the asked captions.</p>
 <table id="asked"><tr><th>measure</th><th>model</th><th>captions entirely true</th></tr>
 {rows}
 </table>"""

@@ -51,6 +51,9 @@ COLUMNS = {  # column -> (path in the record, format)
     "relations": ("truth.model.relation_precision", "{:.3f}"),
     "n relations": ("truth.model.n_relations", "{:.0f}"),
     "objects named": ("truth.model.objects_named", "{:.3f}"),
+    "asked counts": ("truth_asked.count.count_precision", "{:.3f}"),
+    "asked relations": ("truth_asked.relation.relation_precision", "{:.3f}"),
+    "direction pairs": ("direction_pairs.preferred", "{:.3f}"),
     "repeats": ("repeats_phrase.model", "{:.3f}"),
     "train s": ("train_seconds", "{:.0f}"),
 }

@@ -49,13 +49,13 @@ def test_asked_captions_hold_a_word_of_the_kind_and_are_judged_as_captions() -> 
     params = EvaluateCaptioningParams(max_length=6, beam_size=2, batch_size=3)
     out = ask(captioner(len(WORDS)), source, lab, rows, IMAGES, params)
     assert set(out) == {"count", "relation"}
-    for kind, (captions, summary) in out.items():
-        assert len(captions) == 8
-        assert all(set(c.split()) & set(CLAIM_WORDS[kind]) for c in captions)
+    for kind, asked in out.items():
+        assert len(asked.captions) == 8 and [j.tokens for j in asked.truth] == [c.split() for c in asked.captions]
+        assert all(set(c.split()) & set(CLAIM_WORDS[kind]) for c in asked.captions)
         meter = TruthMeter()
-        for c, im in zip(captions, IMAGES):
+        for c, im in zip(asked.captions, IMAGES):
             meter.add(tokenize(c), im["objects"], im["background"])
-        assert summary == meter.summary()
+        assert asked.summary == meter.summary()
 
 
 def test_a_kind_without_words_in_the_vocabulary_is_not_asked() -> None:
@@ -90,8 +90,14 @@ def test_direction_pairs_score_references_against_their_direction_flipped() -> N
     says_right = {**image, "sentences": [{"raw": "A blue square is right of the red circle."}]}
     like = {"objects": [dict(image["objects"][0]), {**image["objects"][0], "box": [20, 0, 30, 10]}],  # two red circles
             "sentences": [{"raw": "A red circle is left of a red circle."}]}  # its flip is true too: no pair
+    lab.labels[0, :2] = [left, left]  # the train captions say "left" twice and "right" never
+    lab.images[0]["split"] = "train"
     out = direction_pairs(LeftLover(len(words), left), source, lab, np.arange(3), [says_left, says_right, like])  # type: ignore[arg-type]
-    assert out == {"preferred": 0.5, "n_pairs": 2}
+    assert out == {"preferred": 0.5, "word_frequency": 0.5, "n_pairs": 2}
     out = direction_pairs(LeftLover(len(words), left), source, lab, np.arange(3), [says_left, says_left, like])  # type: ignore[arg-type]
-    assert out == {"preferred": 1.0, "n_pairs": 2}
-    assert direction_pairs(LeftLover(len(words), left), source, lab, np.arange(1), [like]) == {"preferred": None, "n_pairs": 0}  # type: ignore[arg-type]
+    assert out == {"preferred": 1.0, "word_frequency": 1.0, "n_pairs": 2}
+    lab.images[0]["split"] = "test"  # no train captions: every word as frequent as its flip
+    out = direction_pairs(LeftLover(len(words), left), source, lab, np.arange(3), [says_left, says_left, like])  # type: ignore[arg-type]
+    assert out["word_frequency"] == 0.5
+    none = direction_pairs(LeftLover(len(words), left), source, lab, np.arange(1), [like])  # type: ignore[arg-type]
+    assert none == {"preferred": None, "word_frequency": None, "n_pairs": 0}

@@ -45,6 +45,7 @@ class CaptionEvaluation:
     truth: list[Judgement] | None = None  # of `captions`, on data with true objects
     baseline_truth: list[Judgement] | None = None  # of `baseline`
     asked: dict[str, list[str]] = field(default_factory=dict)  # claim kind -> the captions asked for one (`ask`)
+    asked_truth: dict[str, list[Judgement]] = field(default_factory=dict)  # and their judgements
 
 
 def check_compatible(
@@ -183,7 +184,7 @@ def evaluate_captions(
         },
     }
     truth = baseline_truth = None
-    asked: dict[str, tuple[list[str], dict[str, Any]]] = {}
+    asked: dict[str, Asked] = {}
     images = [dataset["images"][int(i)] for i in rows]
     if all("objects" in im for im in images):
         meters = {"model": TruthMeter(), "nn_baseline": TruthMeter()}
@@ -193,7 +194,7 @@ def evaluate_captions(
         ]
         metrics["truth"] = {name: m.summary() for name, m in meters.items()}
         asked = ask(model, source, labels, rows, images, params)
-        metrics["truth_asked"] = {kind: summary for kind, (_, summary) in asked.items()}
+        metrics["truth_asked"] = {kind: a.summary for kind, a in asked.items()}
         metrics["direction_pairs"] = direction_pairs(model, source, labels, rows, images, params.batch_size)
     return CaptionEvaluation(
         rows=rows,
@@ -205,8 +206,18 @@ def evaluate_captions(
         attention=out.attention,
         truth=truth,
         baseline_truth=baseline_truth,
-        asked={kind: captions for kind, (captions, _) in asked.items()},
+        asked={kind: a.captions for kind, a in asked.items()},
+        asked_truth={kind: a.truth for kind, a in asked.items()},
     )
+
+
+@dataclass
+class Asked:
+    """The captions of a split asked for one kind of claim, their judgements and the truth summary."""
+
+    captions: list[str]
+    truth: list[Judgement]
+    summary: dict[str, Any]
 
 
 def ask(
@@ -216,11 +227,11 @@ def ask(
     rows: np.ndarray,
     images: list[dict[str, Any]],
     params: EvaluateCaptioningParams,
-) -> dict[str, tuple[list[str], dict[str, Any]]]:
+) -> dict[str, Asked]:
     """What the captioner says when asked for a count or a relation: each image's most likely caption that
     holds a word of that kind (dvsa.metrics.truth.CLAIM_WORDS; constrained beam search, params.beam_size beams
     per state), judged like the captions. A captioner that never states a relation unasked still shows here
-    whether it knows one: {kind: (captions, truth summary)}, the kinds whose words the vocabulary has."""
+    whether it knows one: {kind: its Asked}, the kinds whose words the vocabulary has."""
     index = {w: i for i, w in labels.ix_to_word.items()}
     out = {}
     for kind, words in CLAIM_WORDS.items():
@@ -231,9 +242,8 @@ def ask(
                                beam_size=params.beam_size, batch_size=params.batch_size, required=required)
         captions = [decode(s, labels.ix_to_word) for s in decoded.seqs]
         meter = TruthMeter()
-        for c, im in zip(captions, images):
-            meter.add(tokenize(c), im["objects"], im.get("background"))
-        out[kind] = (captions, meter.summary())
+        truth = [meter.add(tokenize(c), im["objects"], im.get("background")) for c, im in zip(captions, images)]
+        out[kind] = Asked(captions, truth, meter.summary())
     return out
 
 
@@ -248,8 +258,10 @@ def direction_pairs(
     """Minimal pairs of direction: each reference sentence of `rows` with one relation word, true of its image,
     against the same sentence with that word flipped (dvsa.metrics.truth.FLIPPED: left <-> right, above <->
     below, ...) where the flipped one is false; `preferred` is the share of pairs whose reference the model
-    finds more likely (teacher forced, words and END). 0.5 is a model that knows no direction; it needs no
-    decoding, so it measures what the captioner knows of directions even where it never states one."""
+    finds more likely (teacher forced, words and END). It needs no decoding, so it measures what the captioner
+    knows of directions even where it never states one. `word_frequency` is the share a model that knows only
+    how often each word occurs in the train captions gets (ties count half): not 0.5 where synonyms make one
+    direction's words rarer ("under" is one of three words for below, "over" one of two for above)."""
     index = {w: i for i, w in labels.ix_to_word.items()}
     pairs: list[tuple[int, list[int], list[int]]] = []  # (position in rows, reference ids, flipped ids)
     for k, im in enumerate(images):
@@ -263,7 +275,14 @@ def direction_pairs(
             if judge(tokens, im["objects"], background).true and not judge(flipped, im["objects"], background).true:
                 pairs.append((k, [index[w] for w in tokens], [index[w] for w in flipped]))
     if not pairs:
-        return {"preferred": None, "n_pairs": 0}
+        return {"preferred": None, "word_frequency": None, "n_pairs": 0}
+    train = labels.split_indices("train")
+    words = np.concatenate([labels.captions(int(i)).reshape(-1) for i in train]) if len(train) else np.zeros(0, np.int64)
+    frequency = np.bincount(words.astype(np.int64), minlength=len(labels.ix_to_word) + 1)  # (V + 1,) 0 = padding
+    by_frequency = 0.0
+    for _, ref, flip in pairs:
+        at = next(t for t, (a, b) in enumerate(zip(ref, flip)) if a != b)
+        by_frequency += float(np.sign(frequency[ref[at]] - frequency[flip[at]]) + 1) / 2
     model.eval()
     device = next(model.parameters()).device
     wins = 0
@@ -278,4 +297,4 @@ def direction_pairs(
         with torch.no_grad():
             logp = sequence_logprob(model(feats, mask, seqs, seq_per_img=1), seqs)  # (2b,)
         wins += int((logp[: len(chunk)] > logp[len(chunk) :]).sum())
-    return {"preferred": wins / len(pairs), "n_pairs": len(pairs)}
+    return {"preferred": wins / len(pairs), "word_frequency": by_frequency / len(pairs), "n_pairs": len(pairs)}

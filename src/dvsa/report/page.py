@@ -184,11 +184,21 @@ def _card(
         f'<figure class="item" data-image-id="{e(str(ev.image_ids[k]))}" data-position="{position}"{cider}>'
         f'<img class="photo" src="{e(quote(thumb))}" alt="{e(filename)}">'
         f'<figcaption><p class="generated">{marked(ev.captions[k], truth)}{verdict}</p>{score_line}'
-        f'<p class="baseline">nearest neighbour: {marked(ev.baseline[k], baseline_truth)}</p>'
+        f'<p class="baseline">nearest neighbour: {marked(ev.baseline[k], baseline_truth)}</p>{_asked_lines(ev, k)}'
         f'<ol class="refs">{refs}</ol></figcaption>'
         f'{_figure_link(attended, "alignment", "where the generated words looked (attention)")}'
         f'{_figure_link(figure, "alignment", "alignment of a reference sentence (evaluate_alignment)")}</figure>'
     )
+
+
+def _asked_lines(ev: CaptionEvaluation, k: int) -> str:
+    """Image k's captions asked for a count and for a relation, marked as the caption is."""
+    lines = []
+    for kind, captions in ev.asked.items():
+        judgement = ev.asked_truth[kind][k] if kind in ev.asked_truth else None
+        verdict = "" if judgement is None else (" ✓" if judgement.true else " ✗")
+        lines.append(f'<p class="baseline">asked for a {html.escape(kind)}: {marked(captions[k], judgement)}{verdict}</p>')
+    return "".join(lines)
 
 
 TRUTH_ROWS = (  # key, label, the key of how many claims the precision is over (None: every caption / object)
@@ -245,7 +255,9 @@ def _asked_table(m: dict[str, Any]) -> str:
     )
     pairs = m.get("direction_pairs")
     if pairs:
-        rows += (f"<tr><td>relation references preferred to their direction flipped (chance 0.5)</td>"
+        frequency = pairs.get("word_frequency")
+        known = "" if frequency is None else f" (by word frequencies alone: {frequency:.3f})"
+        rows += (f"<tr><td>relation references preferred to their direction flipped{known}</td>"
                  f"{_truth_cell(pairs, 'preferred', 'n_pairs')}<td></td></tr>")
     return f"""<p class="legend">Asked: each image's most likely caption that holds a count word or a relation
 word (constrained beam search), judged alike; and each true relation reference against the same sentence with its

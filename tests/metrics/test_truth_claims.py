@@ -182,7 +182,8 @@ def test_the_background_is_judged_against_the_drawn_kind() -> None:
 
 
 @pytest.mark.parametrize(
-    "caption", ["red above", "A red circle is to the left of.", "Left of a red circle.", "A red circle and two."]
+    "caption", ["red above", "A red circle is to the left of.", "Left of a red circle.", "A red circle and two.",
+                "Right red circle and a red circle.", "A red circle on the left."]
 )
 def test_a_caption_that_does_not_parse_is_not_true(caption: str) -> None:
     j = judge(tokenize(caption), SCENE, BACKGROUND)

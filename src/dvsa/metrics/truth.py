@@ -210,6 +210,7 @@ def judge(tokens: Sequence[str], objects: Sequence[dict[str, Any]], background: 
         rel = next(((n, len(w)) for w, n in RELATIONS if tuple(tokens[i : i + len(w)]) == w), None)
         if rel is not None:
             items.append((rel[0], (i, i + rel[1])))
+            covered.update(range(i, i + rel[1]))
             i += rel[1]
             continue
         word = tokens[i]
@@ -221,8 +222,10 @@ def judge(tokens: Sequence[str], objects: Sequence[dict[str, Any]], background: 
             claims.append(Claim("background", BACKGROUND_ADJECTIVES[word] == background, (i, i + 1)))
             covered.add(i)
         i += 1
-    for t, word in enumerate(tokens):  # a colour, size or count word outside any noun phrase: not understood
-        if t not in covered and (word in COLORS or word in SIZE_ADJECTIVES or (word in COUNT_WORDS and word != "one")):
+    for t, word in enumerate(tokens):  # a colour, size or count word outside any noun phrase, or a "left" /
+        # "right" outside a relation ("right white cross"): not understood
+        if t not in covered and (word in COLORS or word in SIZE_ADJECTIVES or (word in COUNT_WORDS and word != "one")
+                                 or word in ("left", "right")):
             parsed = False
     named: set[tuple[str, str]] = set()
     for item in items:

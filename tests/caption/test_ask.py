@@ -79,12 +79,26 @@ class LeftLover(torch.nn.Module):
         return lp
 
 
+class LandmarkReader(LeftLover):
+    """LeftLover, and once 'left' has been read, log p of 'blue' at -0.1: names a blue landmark after 'left'."""
+
+    def __init__(self, vocab: int, left: int, blue: int) -> None:
+        super().__init__(vocab, left)
+        self.blue = blue
+
+    def forward(self, feats: torch.Tensor, mask: torch.Tensor, seqs: torch.Tensor, seq_per_img: int) -> torch.Tensor:
+        lp = super().forward(feats, mask, seqs, seq_per_img)  # (N, L + 1, V + 1)
+        read = torch.cat([torch.zeros(len(seqs), 1, dtype=torch.long), (seqs == self.left).long().cumsum(1)], 1) > 0
+        lp[:, :, self.blue] = torch.where(read, -0.1, -2.0)  # row t reads words < t
+        return lp
+
+
 def test_direction_pairs_score_references_against_their_direction_flipped() -> None:
     from dvsa.caption.evaluation import direction_pairs
 
     words = (*WORDS, "right", "the", "is")
     lab = labels(words, 3)
-    left = words.index("left") + 1
+    left, blue = words.index("left") + 1, words.index("blue") + 1
     image = dict(IMAGES[0])  # red circle left of blue square
     says_left = {**image, "sentences": [{"raw": "A red circle is left of a blue square."}]}
     says_right = {**image, "sentences": [{"raw": "A blue square is right of the red circle."}]}
@@ -93,11 +107,16 @@ def test_direction_pairs_score_references_against_their_direction_flipped() -> N
     lab.labels[0, :2] = [left, left]  # the train captions say "left" twice and "right" never
     lab.images[0]["split"] = "train"
     out = direction_pairs(LeftLover(len(words), left), source, lab, np.arange(3), [says_left, says_right, like])  # type: ignore[arg-type]
-    assert out == {"preferred": 0.5, "word_frequency": 0.5, "n_pairs": 2}
+    assert out == {"preferred": 0.5, "landmark": 0.5, "word_frequency": 0.5, "n_pairs": 2}
     out = direction_pairs(LeftLover(len(words), left), source, lab, np.arange(3), [says_left, says_left, like])  # type: ignore[arg-type]
-    assert out == {"preferred": 1.0, "word_frequency": 1.0, "n_pairs": 2}
+    assert out == {"preferred": 1.0, "landmark": 0.5, "word_frequency": 1.0, "n_pairs": 2}
+    # after "left" it expects a blue landmark: the reference "left of a blue square" wins on its landmark; in
+    # "right of the red circle" against "left of the red circle" the landmark ties, though the flip says "left"
+    out = direction_pairs(LandmarkReader(len(words), left, blue), source, lab, np.arange(3),  # type: ignore[arg-type]
+                          [says_left, says_right, like])
+    assert out == {"preferred": 0.5, "landmark": 0.75, "word_frequency": 0.5, "n_pairs": 2}
     lab.images[0]["split"] = "test"  # no train captions: every word as frequent as its flip
     out = direction_pairs(LeftLover(len(words), left), source, lab, np.arange(3), [says_left, says_left, like])  # type: ignore[arg-type]
     assert out["word_frequency"] == 0.5
     none = direction_pairs(LeftLover(len(words), left), source, lab, np.arange(1), [like])  # type: ignore[arg-type]
-    assert none == {"preferred": None, "word_frequency": None, "n_pairs": 0}
+    assert none == {"preferred": None, "landmark": None, "word_frequency": None, "n_pairs": 0}

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -165,6 +166,15 @@ def test_dataset_dict_counts_splits_and_sentids(tmp_path: Path) -> None:
         for s in img["sentences"]:
             assert s["imgid"] == img["imgid"] and s["tokens"] == tokenize(s["raw"])
             assert s["raw"][0].isupper() and s["raw"].endswith(".") and 3 <= len(s["tokens"]) <= 16
+
+
+def test_extra_train_images_leave_val_and_test_as_they_were(tmp_path: Path) -> None:
+    base = generate(tmp_path / "base", PARAMS, seed=1)["images"]
+    more = generate(tmp_path / "more", replace(PARAMS, n_train_extra=4), seed=1)["images"]
+    assert [i["split"] for i in more] == ["train"] * 5 + ["val"] * 2 + ["test"] * 3 + ["train"] * 4
+    assert json.dumps(more[:10]) == json.dumps(base)  # the same scenes, captions and sentids
+    assert all((tmp_path / "more" / "images" / i["filename"]).read_bytes()
+               == (tmp_path / "base" / "images" / i["filename"]).read_bytes() for i in base)
 
 
 @pytest.mark.parametrize("size", [48, 128, 256])

@@ -18,10 +18,11 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch import Tensor
 
 from dvsa.caption.config import EvaluateCaptioningParams
 from dvsa.caption.generate import caption_rows, perplexity
-from dvsa.caption.model import Captioner, sequence_logprob
+from dvsa.caption.model import Captioner, token_logprobs
 from dvsa.data.labels import Labels
 from dvsa.data.vocab import decode, tokenize
 from dvsa.errors import InputError
@@ -257,13 +258,18 @@ def direction_pairs(
 ) -> dict[str, float | int | None]:
     """Minimal pairs of direction: each reference sentence of `rows` with one relation word, true of its image,
     against the same sentence with that word flipped (dvsa.metrics.truth.FLIPPED: left <-> right, above <->
-    below, ...) where the flipped one is false; `preferred` is the share of pairs whose reference the model
-    finds more likely (teacher forced, words and END). It needs no decoding, so it measures what the captioner
-    knows of directions even where it never states one. `word_frequency` is the share a model that knows only
-    how often each word occurs in the train captions gets (ties count half): not 0.5 where synonyms make one
-    direction's words rarer ("under" is one of three words for below, "over" one of two for above)."""
+    below, ...) where the flipped one is false, both teacher forced (no decoding, so it measures what the
+    captioner knows of directions even where it never states one).
+
+    `preferred`: the share of pairs whose reference the model finds more likely (words and END). It mixes two
+    things: which direction words follow the subject, where synonyms make one direction's words rarer ("under"
+    is one of three words for below, "over" one of two for above), and where the landmark is. `word_frequency`
+    is the first part alone: the share a model that knows only how often each word occurs in the train
+    captions gets. `landmark`: the share of pairs whose words after the direction word (the landmark and END)
+    are more likely after the true direction than after the flipped one; a model that ignores the direction
+    word when it names the landmark gets 0.5 exactly, whatever its word frequencies. Ties count half."""
     index = {w: i for i, w in labels.ix_to_word.items()}
-    pairs: list[tuple[int, list[int], list[int]]] = []  # (position in rows, reference ids, flipped ids)
+    pairs: list[tuple[int, list[int], list[int], int]] = []  # (position in rows, reference, flipped, flipped at)
     for k, im in enumerate(images):
         for sentence in im.get("sentences", []):
             tokens = tokenize(sentence["raw"])
@@ -273,28 +279,36 @@ def direction_pairs(
             flipped = [*tokens[: at[0]], FLIPPED[tokens[at[0]]], *tokens[at[0] + 1 :]]
             background = im.get("background")
             if judge(tokens, im["objects"], background).true and not judge(flipped, im["objects"], background).true:
-                pairs.append((k, [index[w] for w in tokens], [index[w] for w in flipped]))
+                pairs.append((k, [index[w] for w in tokens], [index[w] for w in flipped], at[0]))
     if not pairs:
-        return {"preferred": None, "word_frequency": None, "n_pairs": 0}
+        return {"preferred": None, "landmark": None, "word_frequency": None, "n_pairs": 0}
     train = labels.split_indices("train")
     words = np.concatenate([labels.captions(int(i)).reshape(-1) for i in train]) if len(train) else np.zeros(0, np.int64)
     frequency = np.bincount(words.astype(np.int64), minlength=len(labels.ix_to_word) + 1)  # (V + 1,) 0 = padding
-    by_frequency = 0.0
-    for _, ref, flip in pairs:
-        at = next(t for t, (a, b) in enumerate(zip(ref, flip)) if a != b)
-        by_frequency += float(np.sign(frequency[ref[at]] - frequency[flip[at]]) + 1) / 2
+    by_frequency = sum(float(np.sign(frequency[ref[at]] - frequency[flip[at]]) + 1) / 2 for _, ref, flip, at in pairs)
     model.eval()
     device = next(model.parameters()).device
-    wins = 0
+    wins = landmark = 0.0
     for s in range(0, len(pairs), batch_size):
         chunk = pairs[s : s + batch_size]
-        feats, mask = source(rows[[k for k, _, _ in chunk]])  # (b, R, D), (b, R)
-        width = max(len(ids) for _, ids, _ in chunk) + 1  # every row ends in END
+        feats, mask = source(rows[[k for k, _, _, _ in chunk]])  # (b, R, D), (b, R)
+        width = max(len(ids) for _, ids, _, _ in chunk) + 1  # every row ends in END
         seqs = torch.zeros(2 * len(chunk), width, dtype=torch.long)  # (2b, L): references, then flipped
-        for j, (_, ref, flip) in enumerate(chunk):
+        for j, (_, ref, flip, _) in enumerate(chunk):
             seqs[j, : len(ref)], seqs[len(chunk) + j, : len(flip)] = torch.tensor(ref), torch.tensor(flip)
         feats, mask, seqs = torch.cat([feats, feats]).to(device), torch.cat([mask, mask]).to(device), seqs.to(device)
         with torch.no_grad():
-            logp = sequence_logprob(model(feats, mask, seqs, seq_per_img=1), seqs)  # (2b,)
-        wins += int((logp[: len(chunk)] > logp[len(chunk) :]).sum())
-    return {"preferred": wins / len(pairs), "word_frequency": by_frequency / len(pairs), "n_pairs": len(pairs)}
+            tokens = token_logprobs(model(feats, mask, seqs, seq_per_img=1), seqs).cpu()  # (2b, L + 1)
+        after = torch.arange(width + 1)[None, :] > torch.tensor([at for _, _, _, at in chunk])[:, None]  # (b, L + 1)
+        ref_lp, flip_lp = tokens[: len(chunk)], tokens[len(chunk) :]  # (b, L + 1) each
+        wins += _share_won(ref_lp.sum(1), flip_lp.sum(1))
+        landmark += _share_won((ref_lp * after).sum(1), (flip_lp * after).sum(1))
+    n = len(pairs)
+    return {"preferred": wins / n, "landmark": landmark / n, "word_frequency": by_frequency / n, "n_pairs": n}
+
+
+def _share_won(a: Tensor, b: Tensor) -> float:
+    """How many of the rows a (N,) beats b (N,), ties counting half."""
+    return float((a > b).sum()) + 0.5 * float((a == b).sum())
+
+

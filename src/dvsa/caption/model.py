@@ -435,14 +435,19 @@ def language_model_nll(logprobs: Tensor, labels: Tensor) -> Tensor:
     return (nll * mask).sum()
 
 
-def sequence_logprob(logprobs: Tensor, seqs: Tensor) -> Tensor:
-    """log p of each sampled caption: the sum over its words and its END, when it has one (a row without a 0
-    fills its T positions: capped, not ended). logprobs (N, T + 1, V + 1), seqs (N, T) 0 after END -> (N,)."""
+def token_logprobs(logprobs: Tensor, seqs: Tensor) -> Tensor:
+    """log p of each word of each caption and of its END, when it has one (a row without a 0 fills its T
+    positions: capped, not ended); 0 after. logprobs (N, T + 1, V + 1), seqs (N, T) 0 after END -> (N, T + 1)."""
     n, length = seqs.shape
     predicted = (seqs > 0).sum(dim=1) + (seqs == 0).any(dim=1)  # (N,) words + END
     target = torch.cat([seqs, seqs.new_zeros(n, 1)], dim=1)  # (N, T + 1)
     mask = torch.arange(length + 1, device=seqs.device)[None, :] < predicted[:, None]  # (N, T + 1)
-    return (logprobs.gather(2, target[:, :, None])[:, :, 0] * mask).sum(dim=1)
+    return logprobs.gather(2, target[:, :, None])[:, :, 0] * mask
+
+
+def sequence_logprob(logprobs: Tensor, seqs: Tensor) -> Tensor:
+    """log p of each caption (the sum of ``token_logprobs``): (N, T + 1, V + 1), (N, T) -> (N,)."""
+    return token_logprobs(logprobs, seqs).sum(dim=1)
 
 
 def predicted_tokens(labels: Tensor | np.ndarray) -> int:

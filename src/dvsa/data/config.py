@@ -13,6 +13,7 @@ class ShapesParams:
     n_train: int = field(default=1500, metadata={"min": 1})
     n_val: int = field(default=200, metadata={"min": 1})
     n_test: int = field(default=200, metadata={"min": 1})
+    n_train_extra: int = field(default=0, metadata={"min": 0})  # more train images, after the test ones: val and test stay
     image_size: int = field(default=128, metadata={"min": 48, "max": 1024})
     min_objects: int = field(default=1, metadata={"min": 1})
     max_objects: int = field(default=4, metadata={"min": 1, "max": 6})

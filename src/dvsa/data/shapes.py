@@ -2,7 +2,9 @@
 
 Each image holds `min_objects`..`max_objects` non-overlapping shapes (shapes_scene), drawn on a
 noisy striped or blotchy background (shapes_render), with `captions_per_image` sentences from a
-small grammar that are true of the scene (shapes_grammar). Image i depends only on (seed, i).
+small grammar that are true of the scene (shapes_grammar). Image i depends only on (seed, i): the
+`n_train` train images come first, then val, test and the `n_train_extra` train images, so a larger train
+split (a data-scaling ablation) is scored on the same val and test images.
 """
 
 from __future__ import annotations
@@ -57,7 +59,8 @@ def generate(out_dir: Path, params: ShapesParams, seed: int) -> dict:
         )
     images_dir = Path(out_dir) / "images"
     images_dir.mkdir(parents=True, exist_ok=True)
-    splits = ["train"] * params.n_train + ["val"] * params.n_val + ["test"] * params.n_test
+    splits = (["train"] * params.n_train + ["val"] * params.n_val + ["test"] * params.n_test
+              + ["train"] * params.n_train_extra)  # image i is (seed, i): extra train images leave val and test be
     images = []
     sentid = 0
     for imgid, split in enumerate(tqdm(splits, desc="shapes world", unit="img")):

@@ -259,6 +259,9 @@ def _asked_table(m: dict[str, Any]) -> str:
         known = "" if frequency is None else f" (by word frequencies alone: {frequency:.3f})"
         rows += (f"<tr><td>relation references preferred to their direction flipped{known}</td>"
                  f"{_truth_cell(pairs, 'preferred', 'n_pairs')}<td></td></tr>")
+        if pairs.get("landmark") is not None:
+            rows += ("<tr><td>their landmark more likely after the true direction than after the flipped one "
+                     f"(ignoring the direction: 0.500)</td>{_truth_cell(pairs, 'landmark', 'n_pairs')}<td></td></tr>")
     return f"""<p class="legend">Asked: each image's most likely caption that holds a count word or a relation
 word (constrained beam search), judged alike; and each true relation reference against the same sentence with its
 direction flipped (teacher forced, no decoding). They say whether the captioner knows what it does not say

@@ -298,9 +298,9 @@ def direction_pairs(
             seqs[j, : len(ref)], seqs[len(chunk) + j, : len(flip)] = torch.tensor(ref), torch.tensor(flip)
         feats, mask, seqs = torch.cat([feats, feats]).to(device), torch.cat([mask, mask]).to(device), seqs.to(device)
         with torch.no_grad():
-            tokens = token_logprobs(model(feats, mask, seqs, seq_per_img=1), seqs).cpu()  # (2b, L + 1)
+            logp = token_logprobs(model(feats, mask, seqs, seq_per_img=1), seqs).cpu()  # (2b, L + 1)
         after = torch.arange(width + 1)[None, :] > torch.tensor([at for _, _, _, at in chunk])[:, None]  # (b, L + 1)
-        ref_lp, flip_lp = tokens[: len(chunk)], tokens[len(chunk) :]  # (b, L + 1) each
+        ref_lp, flip_lp = logp[: len(chunk)], logp[len(chunk) :]  # (b, L + 1) each
         wins += _share_won(ref_lp.sum(1), flip_lp.sum(1))
         landmark += _share_won((ref_lp * after).sum(1), (flip_lp * after).sum(1))
     n = len(pairs)

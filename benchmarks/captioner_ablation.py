@@ -55,6 +55,7 @@ COLUMNS = {  # column -> (path in the record, format)
     "asked relations": ("truth_asked.relation.relation_precision", "{:.3f}"),
     "direction pairs": ("direction_pairs.preferred", "{:.3f}"),
     "landmark pairs": ("direction_pairs.landmark", "{:.3f}"),
+    "mirror pairs": ("direction_pairs.mirror", "{:.3f}"),
     "repeats": ("repeats_phrase.model", "{:.3f}"),
     "train s": ("train_seconds", "{:.0f}"),
 }

@@ -78,7 +78,7 @@ def _print_table(m: dict) -> None:
     if "truth" in m:
         rows += [(f"truth: {k}", v, m["truth"]["nn_baseline"][k], None) for k, v in m["truth"]["model"].items()]
     if "direction_pairs" in m:
-        rows += [(f"direction pairs: {k}", m["direction_pairs"][k], None, None) for k in ("preferred", "landmark", "word_frequency")]
+        rows += [(f"direction pairs: {k}", m["direction_pairs"][k], None, None) for k in ("preferred", "landmark", "mirror", "word_frequency")]
     for kind, summary in m.get("truth_asked", {}).items():
         rows += [(f"asked for a {kind}: {k}", summary[k], None, None)
                  for k in (f"{kind}_precision", f"n_{kind}s", "captions_true")]

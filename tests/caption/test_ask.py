@@ -107,16 +107,59 @@ def test_direction_pairs_score_references_against_their_direction_flipped() -> N
     lab.labels[0, :2] = [left, left]  # the train captions say "left" twice and "right" never
     lab.images[0]["split"] = "train"
     out = direction_pairs(LeftLover(len(words), left), source, lab, np.arange(3), [says_left, says_right, like])  # type: ignore[arg-type]
-    assert out == {"preferred": 0.5, "landmark": 0.5, "word_frequency": 0.5, "n_pairs": 2}
+    assert out == {"preferred": 0.5, "landmark": 0.5, "mirror": None, "word_frequency": 0.5, "n_pairs": 2}
     out = direction_pairs(LeftLover(len(words), left), source, lab, np.arange(3), [says_left, says_left, like])  # type: ignore[arg-type]
-    assert out == {"preferred": 1.0, "landmark": 0.5, "word_frequency": 1.0, "n_pairs": 2}
+    assert out == {"preferred": 1.0, "landmark": 0.5, "mirror": None, "word_frequency": 1.0, "n_pairs": 2}
     # after "left" it expects a blue landmark: the reference "left of a blue square" wins on its landmark; in
     # "right of the red circle" against "left of the red circle" the landmark ties, though the flip says "left"
     out = direction_pairs(LandmarkReader(len(words), left, blue), source, lab, np.arange(3),  # type: ignore[arg-type]
                           [says_left, says_right, like])
-    assert out == {"preferred": 0.5, "landmark": 0.75, "word_frequency": 0.5, "n_pairs": 2}
+    assert out == {"preferred": 0.5, "landmark": 0.75, "mirror": None, "word_frequency": 0.5, "n_pairs": 2}
     lab.images[0]["split"] = "test"  # no train captions: every word as frequent as its flip
     out = direction_pairs(LeftLover(len(words), left), source, lab, np.arange(3), [says_left, says_left, like])  # type: ignore[arg-type]
     assert out["word_frequency"] == 0.5
     none = direction_pairs(LeftLover(len(words), left), source, lab, np.arange(1), [like])  # type: ignore[arg-type]
-    assert none == {"preferred": None, "landmark": None, "word_frequency": None, "n_pairs": 0}
+    assert none == {"preferred": None, "landmark": None, "mirror": None, "word_frequency": None, "n_pairs": 0}
+
+
+class BoxReader(LeftLover):
+    """Says 'left' (log p -0.1) when region 1's box starts in the left half of the image, 'right' otherwise: it
+    reads the geometry that follows fc7 (x0 is the 6th value from the end)."""
+
+    def __init__(self, vocab: int, left: int, right: int) -> None:
+        super().__init__(vocab, left)
+        self.right = right
+
+    def forward(self, feats: torch.Tensor, mask: torch.Tensor, seqs: torch.Tensor, seq_per_img: int) -> torch.Tensor:
+        lp = torch.full((len(seqs), seqs.shape[1] + 1, self.vocab + 1), -2.0)
+        on_left = (feats[:, 1, -6] < 0.5)[:, None]  # (N, 1)
+        lp[:, :, self.left] = torch.where(on_left, -0.1, -2.0)
+        lp[:, :, self.right] = torch.where(on_left, -2.0, -0.1)
+        return lp
+
+
+def test_the_mirror_pairs_tell_a_model_that_reads_the_boxes() -> None:
+    from dvsa.caption.evaluation import direction_pairs
+
+    words = (*WORDS, "right", "the", "is")
+    lab = labels(words, 2)
+    left, right = words.index("left") + 1, words.index("right") + 1
+    image = dict(IMAGES[0])  # red circle (box 0-10 of 30) left of blue square
+    says_left = {**image, "sentences": [{"raw": "A red circle is left of a blue square."}]}
+    says_right = {**image, "sentences": [{"raw": "A blue square is right of the red circle."}]}
+
+    def boxes(rows: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:  # fc7, then the circle's box at region 1
+        feats, mask = source(rows)
+        feats[:, 0, -6:] = torch.tensor([0.0, 0.0, 1.0, 1.0, 1.0, 1.0])
+        feats[:, 1, -6:] = torch.tensor([0.0, 0.0, 0.33, 1.0, 0.33, 0.9])
+        return feats, mask
+
+    reader = BoxReader(len(words), left, right)
+    out = direction_pairs(reader, boxes, lab, np.arange(2), [says_left, says_left], geometry=True)  # type: ignore[arg-type]
+    assert out["mirror"] == 1.0 and out["n_pairs"] == 2
+    # it says "left" of the circle's side whatever the sentence's subject: the square's pairs it reads backwards
+    out = direction_pairs(reader, boxes, lab, np.arange(2), [says_right, says_right], geometry=True)  # type: ignore[arg-type]
+    assert out["mirror"] == 0.0
+    blind = direction_pairs(LeftLover(len(words), left), boxes, lab, np.arange(2), [says_left, says_right],  # type: ignore[arg-type]
+                            geometry=True)
+    assert blind["mirror"] == 0.5

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from torch.nn import functional as F
 
 from dvsa.caption.model import Captioner, DecodeState, expand, language_model_criterion
 
@@ -234,3 +235,54 @@ def test_coverage_sums_the_attention_and_decodes_as_it_trains() -> None:
     assert torch.allclose(state.coverage, first + alpha.sum(1), atol=1e-5)
     with pytest.raises(ValueError, match="coverage needs image: regions"):
         Captioner(V, D, "whole", coverage=True)
+
+
+def test_pair_attention_reads_the_pairs_of_the_most_confident_detections() -> None:
+    from dvsa.caption.model import PAIR_REGIONS
+
+    _, feats, mask = relative_model()
+    feats = torch.cat([feats, feats[:, 1:]], dim=1)  # (2, 9, D): more detections than PAIR_REGIONS
+    mask = torch.cat([mask, mask[:, 1:]], dim=1)
+    feats[..., -1] = torch.rand(2, feats.shape[1]) * mask
+    torch.manual_seed(1)
+    m = Captioner(V, D, rnn_size=10, input_encoding_size=8, att_size=6, pair_attention=True).eval()
+    v = m.encode(feats, mask)[1]
+    assert v is not None
+    pairs = m.encode_pairs(v, feats, mask)
+    assert pairs is not None
+    values, keys, pair_mask = pairs
+    assert values.shape == (2, 1 + PAIR_REGIONS * (PAIR_REGIONS - 1), 6) and torch.equal(values[:, 0], torch.zeros(2, 6))
+    assert torch.allclose(keys, m.pair_key(values))
+    for b in range(2):
+        scores = feats[b, 1:, -1].masked_fill(~mask[b, 1:], -1.0)
+        top = (1 + scores.argsort(descending=True)[:PAIR_REGIONS]).tolist()  # the regions of the top detections
+        want, real = [], []
+        for j in top:
+            for k in top:
+                if j == k:
+                    continue
+                (x0, y0, x1, y1), (fx0, fy0, fx1, fy1) = feats[b, k, -6:-2], feats[b, j, -6:-2]
+                gaps = torch.stack([x0 - fx1, x1 - fx0, y0 - fy1, y1 - fy0])  # of k's box to j's
+                want.append(F.relu(m.pair_subject(v[b, j]) + m.pair_object(v[b, k]) + m.pair_gaps(gaps)))
+                real.append(bool(mask[b, j] and mask[b, k]))
+        assert torch.allclose(values[b, 1:], torch.stack(want), atol=1e-5)
+        assert pair_mask[b].tolist() == [True, *real]  # the null pair, then the real ones
+
+
+def test_pair_attention_decodes_as_it_trains_and_needs_geometry() -> None:
+    _, feats, mask = relative_model()
+    feats[..., -1] = torch.rand(2, R) * mask
+    mask[1, 2:] = False  # one detection: only the null pair
+    torch.manual_seed(1)
+    m = Captioner(V, D, rnn_size=10, input_encoding_size=8, att_size=6, pair_attention=True).eval()
+    labels = torch.randint(1, V + 1, (2, 4))
+    full = m(feats, mask, labels, seq_per_img=1)
+    assert torch.isfinite(full).all()
+    assert torch.allclose(full, decode_step_by_step(m, feats, mask, labels)[0], atol=1e-5)
+    moved = feats.clone()
+    moved[0, 2, -6:-2] = 1.0 - moved[0, 2, [-4, -3, -6, -5]]  # region 2 mirrored through the centre
+    pairs, moved_pairs = (m.encode_pairs(m.encode(x, mask)[1], x, mask) for x in (feats, moved))  # type: ignore[arg-type]
+    assert pairs is not None and moved_pairs is not None
+    assert not torch.allclose(pairs[0][0], moved_pairs[0][0]) and torch.equal(pairs[0][1], moved_pairs[0][1])
+    with pytest.raises(ValueError, match="pair_attention needs image: regions"):
+        Captioner(V, D, "whole", pair_attention=True)

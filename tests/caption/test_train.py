@@ -102,6 +102,10 @@ def test_interrupted_training_resumes_exactly(toy: dict[str, Path], tmp_path: Pa
     assert a["history"] == b["history"]
     for k in a["state_dict"]:
         assert torch.equal(a["state_dict"][k], b["state_dict"][k]), k
+    curves = sorted(p.relative_to(tmp_path / "whole") for p in (tmp_path / "whole").rglob("*.tsv"))
+    assert curves and curves == sorted(p.relative_to(tmp_path / "split") for p in (tmp_path / "split").rglob("*.tsv"))
+    for curve in curves:  # the curves the resumed run leaves are the uninterrupted run's, each step once
+        assert (tmp_path / "split" / curve).read_text() == (tmp_path / "whole" / curve).read_text(), curve
 
 
 def test_resume_file_from_other_params_is_ignored(

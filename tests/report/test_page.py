@@ -125,13 +125,14 @@ def test_truth_marks_and_attention_figures(tmp_path: Path) -> None:
     asked = (tmp_path / "reports" / "index.html").read_text(encoding="utf-8").split('id="asked"')[1]
     assert "asked for a relation" in asked and "0.375 <span" in asked and "of 8" in asked and "0.125" in asked
     assert "asked for a count" not in asked and "direction flipped" not in asked
-    ev.metrics["direction_pairs"] = {"preferred": 0.625, "landmark": 0.5625, "word_frequency": 0.4375, "n_pairs": 16}
+    ev.metrics["direction_pairs"] = {"preferred": 0.625, "landmark": 0.5625, "mirror": 0.8125, "word_frequency": 0.4375, "n_pairs": 16}
     ev.asked = {"relation": ["a red circle left of a blue star", "a blue star above a red circle"]}
     ev.asked_truth = {"relation": [judge(c.split(), objects, None) for c in ev.asked["relation"]]}
     write_report(tmp_path / "reports" / "index.html", ev, data, 2, None, boxes)
     asked = (tmp_path / "reports" / "index.html").read_text(encoding="utf-8").split('id="asked"')[1]
     assert "direction flipped (by word frequencies alone: 0.438)</td><td>0.625 <span" in asked and "of 16" in asked
     assert "flipped one (ignoring the direction: 0.500)</td><td>0.562 <span" in asked
+    assert "mirrored (blind to the boxes: 0.500)</td><td>0.812 <span" in asked
     lines = asked.split('<p class="baseline">asked for a relation: ')[1:]  # one per card, marked
     assert len(lines) == 2 and '<span class="false">star</span>' in lines[0] and "✗" in lines[0]
     figures = sorted((tmp_path / "reports" / "captioning").glob("*_attention.png"))

@@ -28,6 +28,12 @@ class CaptionerParams:
     # image: regions with region_geometry: the attention also sees how much of each region (in box overlap) the
     # caption has looked at already, so that "A and A" names a second A (coverage, see dvsa.caption.model)
     coverage: bool = False
+    # image: regions with region_geometry: a second attention over pairs of detections, each pair's features
+    # holding both regions and the gaps between their boxes (see dvsa.caption.model)
+    pair_attention: bool = False
+    # cross-entropy training with region_geometry: each image's boxes mirrored left-right, and independently
+    # top-bottom, with this probability, its captions' direction words swapped (dvsa.caption.mirror)
+    mirror_prob: float = field(default=0.0, metadata={"min": 0.0, "max": 1.0})
     drop_prob_lm: float = field(default=0.2, metadata={"min": 0.0, "max": 0.9})
     # standardize: features -> (x - mean) / std with the train split's statistics before the encoder; while
     # the CNN is finetuned the statistics follow it (moving average, this momentum per iteration)
@@ -86,6 +92,10 @@ class CaptionerParams:
             raise ParamsError("captioner.relative_geometry: needs image: regions and region_geometry: true")
         if self.coverage and (self.image != "regions" or not self.region_geometry):
             raise ParamsError("captioner.coverage: needs image: regions and region_geometry: true")
+        if self.pair_attention and (self.image != "regions" or not self.region_geometry):
+            raise ParamsError("captioner.pair_attention: needs image: regions and region_geometry: true")
+        if self.mirror_prob > 0 and not self.region_geometry:
+            raise ParamsError("captioner.mirror_prob: mirrors the boxes, needs region_geometry: true")
         if self.self_critical_after >= 0:
             if self.sc_baseline == "mean" and self.train_sample_n < 2:
                 raise ParamsError("captioner.sc_baseline: mean (the other samples' reward) needs train_sample_n >= 2")

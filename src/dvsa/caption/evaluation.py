@@ -22,11 +22,12 @@ from torch import Tensor
 
 from dvsa.caption.config import EvaluateCaptioningParams
 from dvsa.caption.generate import caption_rows, perplexity
+from dvsa.caption.mirror import AXIS_OF, Mirror
 from dvsa.caption.model import Captioner, token_logprobs
 from dvsa.data.labels import Labels
 from dvsa.data.vocab import decode, tokenize
 from dvsa.errors import InputError
-from dvsa.features import FeatureSource, check_feature_dim, check_rows
+from dvsa.features import GEOMETRY_DIM, FeatureSource, check_feature_dim, check_rows
 from dvsa.metrics.baselines import nearest_neighbour_captions
 from dvsa.metrics.coco import METRICS, coco_scores, score_systems
 from dvsa.metrics.repetition import repetition_share
@@ -196,7 +197,8 @@ def evaluate_captions(
         metrics["truth"] = {name: m.summary() for name, m in meters.items()}
         asked = ask(model, source, labels, rows, images, params)
         metrics["truth_asked"] = {kind: a.summary for kind, a in asked.items()}
-        metrics["direction_pairs"] = direction_pairs(model, source, labels, rows, images, params.batch_size)
+        metrics["direction_pairs"] = direction_pairs(model, source, labels, rows, images, params.batch_size,
+                                                     geometry=source.dim == store.dim + GEOMETRY_DIM)
     return CaptionEvaluation(
         rows=rows,
         image_ids=[labels.images[int(i)]["id"] for i in rows],
@@ -255,6 +257,7 @@ def direction_pairs(
     rows: np.ndarray,
     images: list[dict[str, Any]],
     batch_size: int = 50,
+    geometry: bool = False,
 ) -> dict[str, float | int | None]:
     """Minimal pairs of direction: each reference sentence of `rows` with one relation word, true of its image,
     against the same sentence with that word flipped (dvsa.metrics.truth.FLIPPED: left <-> right, above <->
@@ -267,7 +270,11 @@ def direction_pairs(
     is the first part alone: the share a model that knows only how often each word occurs in the train
     captions gets. `landmark`: the share of pairs whose words after the direction word (the landmark and END)
     are more likely after the true direction than after the flipped one; a model that ignores the direction
-    word when it names the landmark gets 0.5 exactly, whatever its word frequencies. Ties count half."""
+    word when it names the landmark gets 0.5 exactly, whatever its word frequencies. `mirror` (with
+    `geometry`, features followed by their boxes): the share of pairs whose direction word loses ground to its
+    flip when the image's boxes are mirrored on the relation's axis (dvsa.caption.mirror; left / right:
+    left-right), log p(true word) - log p(flipped word) at that word; a model that does not read the boxes
+    gets 0.5, one whose direction word follows the boxes 1 (0 if it reads them backwards). Ties count half."""
     index = {w: i for i, w in labels.ix_to_word.items()}
     pairs: list[tuple[int, list[int], list[int], int]] = []  # (position in rows, reference, flipped, flipped at)
     for k, im in enumerate(images):
@@ -281,14 +288,14 @@ def direction_pairs(
             if judge(tokens, im["objects"], background).true and not judge(flipped, im["objects"], background).true:
                 pairs.append((k, [index[w] for w in tokens], [index[w] for w in flipped], at[0]))
     if not pairs:
-        return {"preferred": None, "landmark": None, "word_frequency": None, "n_pairs": 0}
+        return {"preferred": None, "landmark": None, "mirror": None, "word_frequency": None, "n_pairs": 0}
     train = labels.split_indices("train")
     words = np.concatenate([labels.captions(int(i)).reshape(-1) for i in train]) if len(train) else np.zeros(0, np.int64)
     frequency = np.bincount(words.astype(np.int64), minlength=len(labels.ix_to_word) + 1)  # (V + 1,) 0 = padding
     by_frequency = sum(float(np.sign(frequency[ref[at]] - frequency[flip[at]]) + 1) / 2 for _, ref, flip, at in pairs)
     model.eval()
     device = next(model.parameters()).device
-    wins = landmark = 0.0
+    wins = landmark = mirrored = 0.0
     for s in range(0, len(pairs), batch_size):
         chunk = pairs[s : s + batch_size]
         feats, mask = source(rows[[k for k, _, _, _ in chunk]])  # (b, R, D), (b, R)
@@ -296,15 +303,26 @@ def direction_pairs(
         seqs = torch.zeros(2 * len(chunk), width, dtype=torch.long)  # (2b, L): references, then flipped
         for j, (_, ref, flip, _) in enumerate(chunk):
             seqs[j, : len(ref)], seqs[len(chunk) + j, : len(flip)] = torch.tensor(ref), torch.tensor(flip)
+        axes = torch.tensor([[AXIS_OF[labels.ix_to_word[ref[at]]] == axis for axis in (0, 1)]
+                             for _, ref, _, at in chunk])  # (b, 2): the relation's axis
         feats, mask, seqs = torch.cat([feats, feats]).to(device), torch.cat([mask, mask]).to(device), seqs.to(device)
         with torch.no_grad():
             logp = token_logprobs(model(feats, mask, seqs, seq_per_img=1), seqs).cpu()  # (2b, L + 1)
+            if geometry:
+                flipped_boxes = Mirror.boxes(feats, mask, torch.cat([axes, axes]).to(device))
+                logp_m = token_logprobs(model(flipped_boxes, mask, seqs, seq_per_img=1), seqs).cpu()
         after = torch.arange(width + 1)[None, :] > torch.tensor([at for _, _, _, at in chunk])[:, None]  # (b, L + 1)
         ref_lp, flip_lp = logp[: len(chunk)], logp[len(chunk) :]  # (b, L + 1) each
         wins += _share_won(ref_lp.sum(1), flip_lp.sum(1))
         landmark += _share_won((ref_lp * after).sum(1), (flip_lp * after).sum(1))
+        if geometry:
+            at = torch.tensor([at for _, _, _, at in chunk])[:, None]  # (b, 1)
+            lead = (ref_lp.gather(1, at) - flip_lp.gather(1, at))[:, 0]  # (b,) the true word's lead at the boxes
+            lead_m = (logp_m[: len(chunk)].gather(1, at) - logp_m[len(chunk) :].gather(1, at))[:, 0]  # mirrored
+            mirrored += _share_won(lead, lead_m)
     n = len(pairs)
-    return {"preferred": wins / n, "landmark": landmark / n, "word_frequency": by_frequency / n, "n_pairs": n}
+    return {"preferred": wins / n, "landmark": landmark / n, "mirror": mirrored / n if geometry else None,
+            "word_frequency": by_frequency / n, "n_pairs": n}
 
 
 def _share_won(a: Tensor, b: Tensor) -> float:

@@ -30,6 +30,13 @@ encoded v_i = ReLU(W_e x_i + b_e) (the paper's eq. (1) with a ReLU, as neuraltal
   s_ti = Σ_j C_tj IoU(b_j, b_i) with C_t = Σ_{t'<t} α_t', so that a region and the detections overlapping it
   count as seen; z_ti = w_a . tanh(W_v v_i + W_h h_t [+ W_r r_ti] + w_s s_ti) and o_t = tanh(W_c [h_t; c_t;
   ...; Σ_i α_ti s_ti]). "A and A" is then a choice between a second A and the one already named.
+- ``pair_attention`` (image: regions, features with their geometry): a second attention, over the ordered
+  pairs (j, k) of the K = PAIR_REGIONS most confident detections, each p_jk = ReLU(P v_j + Q v_k + G g_jk)
+  (g_jk the signed gaps of box k to box j, as r_ti above), and a null pair p_0 = 0 for images without two detections:
+  β_t = softmax(w_p . tanh(W_p p + W_q h_t)), c'_t = Σ β_t p and o_t = tanh(W_c [h_t; c_t; ...; c'_t]).
+  "A left of B" is then one pair, its direction in the pair's gaps and its landmark in v_k, where the
+  attention over single regions must bind two regions looked at in different steps (and, having named A,
+  looks at the whole image while it says the direction).
 """
 
 from __future__ import annotations
@@ -47,6 +54,7 @@ from dvsa.features import GEOMETRY_DIM
 
 IMAGE_INPUTS = ("regions", "whole")
 RELATIVE_GAPS = ("x0 - x1(focus)", "x1 - x0(focus)", "y0 - y1(focus)", "y1 - y0(focus)")
+PAIR_REGIONS = 6  # pair_attention: the pairs of this many most confident detections (the world has <= 4 objects)
 
 
 class DecodeState(NamedTuple):
@@ -61,10 +69,16 @@ class DecodeState(NamedTuple):
     boxes: Tensor | None = None  # (B, R, 4) the boxes x0, y0, x1, y1 relative to the image (relative_geometry, coverage)
     coverage: Tensor | None = None  # (B, R) C_t, the attention summed over the steps so far (coverage)
     overlap: Tensor | None = None  # (B, R, R) IoU between the real regions' boxes (coverage)
+    pairs: Tensor | None = None  # (B, P, A) the pair features p, the null pair first (pair_attention)
+    pair_keys: Tensor | None = None  # (B, P, A) W_p p
+    pair_mask: Tensor | None = None  # (B, P) bool, real pairs and the null one
 
     def select(self, index: Tensor) -> DecodeState:
         """The state of batch rows `index` (B',)."""
-        rows = (self.regions, self.keys, self.mask, self.alpha, self.feed, self.boxes, self.coverage, self.overlap)
+        rows = (
+            self.regions, self.keys, self.mask, self.alpha, self.feed, self.boxes, self.coverage, self.overlap,
+            self.pairs, self.pair_keys, self.pair_mask,
+        )
         return DecodeState(
             tuple(s.index_select(1, index) for s in self.rnn),
             *(None if x is None else x.index_select(0, index) for x in rows),
@@ -159,6 +173,7 @@ class Captioner(nn.Module):
         drop_prob_lm: float = 0.5,
         relative_geometry: bool = False,
         coverage: bool = False,
+        pair_attention: bool = False,
     ) -> None:
         super().__init__()
         if rnn_type not in ("lstm", "rnn"):
@@ -171,6 +186,8 @@ class Captioner(nn.Module):
             raise ValueError("relative_geometry needs image: regions and features followed by their geometry")
         if coverage and (image != "regions" or feat_dim < GEOMETRY_DIM):
             raise ValueError("coverage needs image: regions and features followed by their geometry")
+        if pair_attention and (image != "regions" or feat_dim < GEOMETRY_DIM):
+            raise ValueError("pair_attention needs image: regions and features followed by their geometry")
         self.config: dict[str, Any] = dict(
             vocab_size=vocab_size,
             feat_dim=feat_dim,
@@ -183,9 +200,10 @@ class Captioner(nn.Module):
             drop_prob_lm=drop_prob_lm,
             relative_geometry=relative_geometry,
             coverage=coverage,
+            pair_attention=pair_attention,
         )
         self.vocab_size, self.image, self.rnn_type, self.num_layers = vocab_size, image, rnn_type, num_layers
-        self.relative_geometry, self.coverage = relative_geometry, coverage
+        self.relative_geometry, self.coverage, self.pair_attention = relative_geometry, coverage, pair_attention
         between = drop_prob_lm if num_layers > 1 else 0.0
         self.feat_norm = FeatureNorm(feat_dim)
         self.encoder = nn.Linear(feat_dim, input_encoding_size)  # W_e, b_e
@@ -211,7 +229,15 @@ class Captioner(nn.Module):
             gaps = len(RELATIVE_GAPS) if relative_geometry else 0
             self.att_relative = nn.Linear(gaps, att_size, bias=False) if relative_geometry else None  # W_r
             self.att_seen = nn.Linear(1, att_size, bias=False) if coverage else None  # w_s
-            self.att_out = nn.Linear(rnn_size + input_encoding_size + gaps + int(coverage), rnn_size)  # W_c
+            pair = att_size if pair_attention else 0
+            self.att_out = nn.Linear(rnn_size + input_encoding_size + gaps + int(coverage) + pair, rnn_size)  # W_c
+        if pair_attention:
+            self.pair_subject = nn.Linear(input_encoding_size, att_size)  # P (and the bias)
+            self.pair_object = nn.Linear(input_encoding_size, att_size, bias=False)  # Q
+            self.pair_gaps = nn.Linear(len(RELATIVE_GAPS), att_size, bias=False)  # G
+            self.pair_key = nn.Linear(att_size, att_size)  # W_p
+            self.pair_query = nn.Linear(rnn_size, att_size, bias=False)  # W_q
+            self.pair_score = nn.Linear(att_size, 1, bias=False)  # w_p
         self.embed = nn.Embedding(vocab_size + 1, input_encoding_size)  # W_w; row 0 = START
         self.drop = BatchDropout(drop_prob_lm)
         self.logit = nn.Linear(rnn_size, vocab_size + 1)  # W_o, b_o; output 0 = END
@@ -228,6 +254,26 @@ class Captioner(nn.Module):
         pooled = (v * m).sum(1) / m.sum(1).clamp_min(1.0)  # (B, E)
         return pooled, v, self.att_regions(v)
 
+    def encode_pairs(self, v: Tensor, feats: Tensor, mask: Tensor) -> tuple[Tensor, Tensor, Tensor] | None:
+        """pair_attention: the pairs p (B, P, A) of the encoded regions v (B, R, E) (the null pair first, then
+        (j, k), j != k, of the PAIR_REGIONS detections of highest score in feats (B, R, D)), their keys W_p p
+        (B, P, A) and mask (B, P); None without pair_attention."""
+        if not self.pair_attention:
+            return None
+        geometry = feats[:, 1:, -GEOMETRY_DIM:]  # (B, R - 1, 6) of the detections
+        k = min(PAIR_REGIONS, geometry.shape[1])
+        top = geometry[..., -1].masked_fill(~mask[:, 1:], -1.0).topk(k, dim=1).indices  # (B, K)
+        top_v = v[:, 1:].gather(1, top[..., None].expand(-1, -1, v.shape[-1]))  # (B, K, E)
+        top_boxes = geometry[..., :4].gather(1, top[..., None].expand(-1, -1, 4))  # (B, K, 4)
+        top_mask = mask[:, 1:].gather(1, top)  # (B, K)
+        gaps = signed_gaps(top_boxes[:, None, :, :], top_boxes[:, :, None, :])  # (B, K, K, 4): of box k to box j
+        pre = self.pair_subject(top_v)[:, :, None] + self.pair_object(top_v)[:, None, :] + self.pair_gaps(gaps)
+        j, kk = torch.nonzero(~torch.eye(k, dtype=torch.bool, device=v.device), as_tuple=True)  # (K (K - 1),)
+        pairs = F.relu(pre[:, j, kk])  # (B, K (K - 1), A)
+        pairs = torch.cat([pairs.new_zeros(len(v), 1, pairs.shape[-1]), pairs], dim=1)  # (B, P, A)
+        pair_mask = torch.cat([mask.new_ones(len(v), 1), top_mask[:, j] & top_mask[:, kk]], dim=1)  # (B, P)
+        return pairs, self.pair_key(pairs), pair_mask
+
     def boxes(self, feats: Tensor) -> Tensor | None:
         """The regions' boxes (B, R, 4) relative to the image, from the geometry that follows fc7 in feats
         (B, R, D) (dvsa.features.region_geometry: x0, y0, x1, y1, area, score); None when neither
@@ -236,7 +282,7 @@ class Captioner(nn.Module):
 
     def attend(
         self, h: Tensor, regions: Tensor, keys: Tensor, mask: Tensor, gaps: Tensor | None = None,
-        seen: Tensor | None = None,
+        seen: Tensor | None = None, pairs: tuple[Tensor, Tensor, Tensor] | None = None,
     ) -> tuple[Tensor, Tensor]:
         """Attention of queries h (N, T, H) over regions (N, R, E) with keys (N, R, A), mask (N, R) and, with
         relative_geometry, the gaps r (N, R, 4) of each region to the last focus, with coverage how much of
@@ -254,6 +300,11 @@ class Captioner(nn.Module):
             context.append(alpha @ gaps)  # (N, T, 4)
         if seen is not None:
             context.append(alpha @ seen[..., None])  # (N, T, 1)
+        if pairs is not None:
+            values, pair_keys, pair_mask = pairs
+            z_pair = self.pair_score(torch.tanh(pair_keys[:, None] + self.pair_query(h)[:, :, None]))[..., 0]  # (N, T, P)
+            beta = z_pair.masked_fill(~pair_mask[:, None], float("-inf")).softmax(dim=-1)  # (N, T, P)
+            context.append(beta @ values)  # (N, T, A)
         return torch.tanh(self.att_out(torch.cat(context, dim=-1))), alpha
 
     # ---- training -------------------------------------------------------------------------------------
@@ -291,10 +342,11 @@ class Captioner(nn.Module):
         words = self.embed(labels)  # (N, L, E)
         start = self.embed(labels.new_zeros(n, 1))  # (N, 1, E)
         if regions is not None and keys is not None:
-            boxes = self.boxes(feats)
+            boxes, pairs = self.boxes(feats), self.encode_pairs(regions, feats, mask)
             state = self._initial_state(
                 image, expand(regions, seq_per_img), expand(keys, seq_per_img), expand(mask, seq_per_img),
                 None if boxes is None else expand(boxes, seq_per_img),
+                None if pairs is None else tuple(expand(x, seq_per_img) for x in pairs),  # type: ignore[arg-type]
             )
             outs, alphas = [], []
             for x in torch.cat([start, words], dim=1).unbind(1):  # START, w_1 .. w_L: (N, E) each
@@ -313,7 +365,8 @@ class Captioner(nn.Module):
         return F.log_softmax(self.logit(self.drop(out)), dim=-1), None  # (N, L + 1, V + 1)
 
     def _initial_state(
-        self, image: Tensor, regions: Tensor, keys: Tensor, mask: Tensor, boxes: Tensor | None = None
+        self, image: Tensor, regions: Tensor, keys: Tensor, mask: Tensor, boxes: Tensor | None = None,
+        pairs: tuple[Tensor, Tensor, Tensor] | None = None,
     ) -> DecodeState:
         """The attention LSTM's state after reading the image x_{-1} (N, E) at step 0."""
         n, h = image.shape[0], self.cells[0].hidden_size
@@ -321,7 +374,9 @@ class Captioner(nn.Module):
         coverage = overlap = None
         if self.coverage and boxes is not None:
             coverage, overlap = mask.new_zeros(mask.shape, dtype=image.dtype), self._overlap(boxes, mask)
-        state = DecodeState((zeros, zeros), regions, keys, mask, None, image.new_zeros(n, h), boxes, coverage, overlap)
+        state = DecodeState(
+            (zeros, zeros), regions, keys, mask, None, image.new_zeros(n, h), boxes, coverage, overlap, *(pairs or ())
+        )
         return self._attend_step(image, state)[1]
 
     @staticmethod
@@ -339,9 +394,7 @@ class Captioner(nn.Module):
         """r_ti (N, R, 4): the signed gaps of each region's box to the focus f = Σ_i α_i b_i (N, 4) of the last
         step's attention α (N, R) (region 0, the whole image, before the first step)."""
         focus = boxes[:, 0] if alpha is None else (alpha[:, :, None] * boxes).sum(1)  # (N, 4)
-        x0, y0, x1, y1 = boxes.unbind(-1)  # (N, R) each
-        fx0, fy0, fx1, fy1 = (f[:, None] for f in focus.unbind(-1))  # (N, 1) each
-        return torch.stack([x0 - fx1, x1 - fx0, y0 - fy1, y1 - fy0], dim=-1)
+        return signed_gaps(boxes, focus[:, None])
 
     def _attend_step(self, x: Tensor, state: DecodeState) -> tuple[Tensor, DecodeState]:
         """One step of the attention LSTM: input [x; o_{t-1}] (N, E + H) -> o_t (N, H) and the new state."""
@@ -359,7 +412,10 @@ class Captioner(nn.Module):
         seen = None
         if state.coverage is not None and state.overlap is not None:
             seen = (state.coverage[:, None] @ state.overlap)[:, 0]  # (N, R): s_i = Σ_j C_j IoU(j, i)
-        out, alpha = self.attend(h[:, None], state.regions, state.keys, state.mask, gaps, seen)  # (N, 1, H), (N, 1, R)
+        pairs = None
+        if state.pairs is not None and state.pair_keys is not None and state.pair_mask is not None:
+            pairs = (state.pairs, state.pair_keys, state.pair_mask)
+        out, alpha = self.attend(h[:, None], state.regions, state.keys, state.mask, gaps, seen, pairs)  # (N, 1, H), (N, 1, R)
         coverage = None if state.coverage is None else state.coverage + alpha[:, 0]
         return out[:, 0], state._replace(
             rnn=(torch.stack(hs), torch.stack(cs)), alpha=alpha[:, 0], feed=out[:, 0], coverage=coverage
@@ -386,7 +442,10 @@ class Captioner(nn.Module):
         image, regions, keys = self.encode(feats, mask)
         start = self.embed(feats.new_zeros(b, 1, dtype=torch.long))  # (B, 1, E)
         if regions is not None and keys is not None:
-            return self.step_embedded(start[:, 0], self._initial_state(image, regions, keys, mask, self.boxes(feats)))
+            state = self._initial_state(
+                image, regions, keys, mask, self.boxes(feats), self.encode_pairs(regions, feats, mask)
+            )
+            return self.step_embedded(start[:, 0], state)
         if self.rnn_type == "lstm":
             out, rnn = self.core(torch.cat([image[:, None], start], dim=1))  # (B, 2, H)
             h, rnn_state = out[:, -1], tuple(rnn)
@@ -415,6 +474,15 @@ class Captioner(nn.Module):
 
     def _logprobs(self, h: Tensor) -> Tensor:
         return F.log_softmax(self.logit(self.drop(h)), dim=-1)  # (B, V + 1)
+
+
+def signed_gaps(boxes: Tensor, to: Tensor) -> Tensor:
+    """(x0 - x1', x1 - x0', y0 - y1', y1 - y0') of boxes (..., 4) to the boxes `to` (..., 4) (broadcast), each
+    x0, y0, x1, y1: x0 - x1' >= 0 is "right of", x1 - x0' <= 0 "left of", y0 - y1' >= 0 "below", y1 - y0' <=
+    0 "above" (the grammar's relations, dvsa.data.shapes_grammar.relation)."""
+    x0, y0, x1, y1 = boxes.unbind(-1)
+    tx0, ty0, tx1, ty1 = to.unbind(-1)
+    return torch.stack([x0 - tx1, x1 - tx0, y0 - ty1, y1 - ty0], dim=-1)
 
 
 def language_model_criterion(logprobs: Tensor, labels: Tensor) -> Tensor:

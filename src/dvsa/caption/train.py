@@ -34,6 +34,7 @@ from dvsa.caption.checkpoint import MODEL_FORMAT
 from dvsa.caption.cnn import CaptionCNN, PixelFeatures
 from dvsa.caption.config import CaptionerParams
 from dvsa.caption.evaluation import validate
+from dvsa.caption.mirror import Mirror
 from dvsa.caption.model import Captioner, language_model_nll, predicted_tokens
 from dvsa.caption.self_critical import Reward, sc_learning_rate, self_critical, self_critical_loss
 from dvsa.data.labels import Labels
@@ -115,6 +116,7 @@ def make_protos(
         drop_prob_lm=params.drop_prob_lm,
         relative_geometry=params.relative_geometry,
         coverage=params.coverage,
+        pair_attention=params.pair_attention,
     ).to(device)
     betas = (params.optim_alpha, params.optim_beta)
     lm_optim = torch.optim.Adam(lm.parameters(), lr=params.learning_rate, betas=betas, eps=params.optim_epsilon)
@@ -191,10 +193,11 @@ def caption_loss(
     params: CaptionerParams,
     iteration: int,
     world: World = ONE_PROCESS,
+    mirror: Mirror | None = None,
 ) -> Step:
     """train.lua's lossFun: the CNN forward (with gradients only once finetuning), the LM forward and its
-    -log p over the whole batch's tokens. In a data-parallel `world` this rank computes its share of `batch`;
-    the value is the whole batch's loss (on every rank)."""
+    -log p over the whole batch's tokens, on scenes mirrored by `mirror` when given. In a data-parallel `world`
+    this rank computes its share of `batch`; the value is the whole batch's loss (on every rank)."""
     x = rank_inputs(protos, source, batch, params, iteration, world)
     lm = protos.lm
     lm.train()
@@ -202,9 +205,13 @@ def caption_loss(
     labels = batch.labels[:, :length]  # (B * S, L')
     start, stop = x.mine.start * params.seq_per_img, x.mine.stop * params.seq_per_img
     caps = to_device(torch.from_numpy(labels[start:stop]), x.feats.device)
+    feats = x.feats
+    if mirror is not None:
+        flips = mirror.draw(len(batch.image_ix), params.seed, iteration)[x.mine]  # (b, 2): the global batch's, cut
+        feats, caps = mirror.boxes(feats, x.mask, flips), mirror.captions(caps, flips, params.seq_per_img)
     forward = protos.lm_forward or lm
     with lm.batch_rows(start, len(labels), x.seed):  # dropout as in one process
-        nll = x.weight * language_model_nll(forward(x.feats, x.mask, caps, params.seq_per_img), caps)  # this rank's sum
+        nll = x.weight * language_model_nll(forward(feats, x.mask, caps, params.seq_per_img), caps)  # this rank's sum
     n_tokens = predicted_tokens(labels)  # of the whole batch
     value = float(all_reduce_sum(nll.detach().double().reshape(1)).item()) / n_tokens
     return Step(nll * (world.size / n_tokens), value)  # DistributedDataParallel divides the summed gradients by size
@@ -233,13 +240,14 @@ class CaptionerTrainer:
         self.batches = EpochBatches(labels, "train", params.batch_size, params.seq_per_img, params.seed)
         self.groups = groups(protos, params)
         self.reward = Reward(labels, params, cider_df) if 0 <= params.self_critical_after < params.max_iters else None
+        self.mirror = Mirror(labels.ix_to_word, params.mirror_prob) if params.mirror_prob > 0 else None
 
     def step(self, iteration: int) -> Step:
         batch = self.batches.at(iteration)
         if self.reward is not None and self_critical(self.params, iteration):
             return sc_loss(self.protos, self.source, batch, self.params, iteration, self.reward,
                            self.labels.max_length, self.world)
-        return caption_loss(self.protos, self.source, batch, self.params, iteration, self.world)
+        return caption_loss(self.protos, self.source, batch, self.params, iteration, self.world, self.mirror)
 
     def validate(self) -> Validation:
         if self.protos.cnn is not None:

@@ -262,6 +262,9 @@ def _asked_table(m: dict[str, Any]) -> str:
         if pairs.get("landmark") is not None:
             rows += ("<tr><td>their landmark more likely after the true direction than after the flipped one "
                      f"(ignoring the direction: 0.500)</td>{_truth_cell(pairs, 'landmark', 'n_pairs')}<td></td></tr>")
+        if pairs.get("mirror") is not None:
+            rows += ("<tr><td>their direction word losing ground to its flip when the image's boxes are mirrored "
+                     f"(blind to the boxes: 0.500)</td>{_truth_cell(pairs, 'mirror', 'n_pairs')}<td></td></tr>")
     return f"""<p class="legend">Asked: each image's most likely caption that holds a count word or a relation
 word (constrained beam search), judged alike; and each true relation reference against the same sentence with its
 direction flipped (teacher forced, no decoding). They say whether the captioner knows what it does not say

@@ -303,22 +303,22 @@ def direction_pairs(
         seqs = torch.zeros(2 * len(chunk), width, dtype=torch.long)  # (2b, L): references, then flipped
         for j, (_, ref, flip, _) in enumerate(chunk):
             seqs[j, : len(ref)], seqs[len(chunk) + j, : len(flip)] = torch.tensor(ref), torch.tensor(flip)
-        axes = torch.tensor([[AXIS_OF[labels.ix_to_word[ref[at]]] == axis for axis in (0, 1)]
-                             for _, ref, _, at in chunk])  # (b, 2): the relation's axis
+        positions = torch.tensor([at for _, _, _, at in chunk])[:, None]  # (b, 1): where the direction word is
         feats, mask, seqs = torch.cat([feats, feats]).to(device), torch.cat([mask, mask]).to(device), seqs.to(device)
         with torch.no_grad():
             logp = token_logprobs(model(feats, mask, seqs, seq_per_img=1), seqs).cpu()  # (2b, L + 1)
-            if geometry:
-                flipped_boxes = Mirror.boxes(feats, mask, torch.cat([axes, axes]).to(device))
-                logp_m = token_logprobs(model(flipped_boxes, mask, seqs, seq_per_img=1), seqs).cpu()
-        after = torch.arange(width + 1)[None, :] > torch.tensor([at for _, _, _, at in chunk])[:, None]  # (b, L + 1)
+        after = torch.arange(width + 1)[None, :] > positions  # (b, L + 1)
         ref_lp, flip_lp = logp[: len(chunk)], logp[len(chunk) :]  # (b, L + 1) each
         wins += _share_won(ref_lp.sum(1), flip_lp.sum(1))
         landmark += _share_won((ref_lp * after).sum(1), (flip_lp * after).sum(1))
         if geometry:
-            at = torch.tensor([at for _, _, _, at in chunk])[:, None]  # (b, 1)
-            lead = (ref_lp.gather(1, at) - flip_lp.gather(1, at))[:, 0]  # (b,) the true word's lead at the boxes
-            lead_m = (logp_m[: len(chunk)].gather(1, at) - logp_m[len(chunk) :].gather(1, at))[:, 0]  # mirrored
+            axes = torch.tensor([[AXIS_OF[labels.ix_to_word[ref[at]]] == axis for axis in (0, 1)]
+                                 for _, ref, _, at in chunk])  # (b, 2): the relation's axis
+            with torch.no_grad():
+                mirrored_feats = Mirror.boxes(feats, mask, torch.cat([axes, axes]).to(device))
+                logp_m = token_logprobs(model(mirrored_feats, mask, seqs, seq_per_img=1), seqs).cpu()  # (2b, L + 1)
+            lead = (ref_lp.gather(1, positions) - flip_lp.gather(1, positions))[:, 0]  # (b,) the true word's lead
+            lead_m = (logp_m[: len(chunk)].gather(1, positions) - logp_m[len(chunk) :].gather(1, positions))[:, 0]
             mirrored += _share_won(lead, lead_m)
     n = len(pairs)
     return {"preferred": wins / n, "landmark": landmark / n, "mirror": mirrored / n if geometry else None,
